@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per resource; they parse, call a service, render."""

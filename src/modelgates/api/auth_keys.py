@@ -1,0 +1,74 @@
+"""``POST /api/v1/auth/keys/code`` (the founding spec) and ``POST /api/v1/auth/keys``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelgates.api.body import read_json
+from modelgates.api.responses import JSONResponse
+from modelgates.api.state import services
+from modelgates.services.apps import app_title
+from modelgates.services.auth_codes import CodeRequest
+from modelgates.services.keys import isoformat
+
+
+class CreateCodeBody(msgspec.Struct, forbid_unknown_fields=False):
+    """Request body of ``create-auth-keys-code``; unknown fields are ignored."""
+
+    callback_url: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: Literal["S256", "plain"] | None = None
+    expires_at: str | None = None
+    key_label: str | None = None
+    limit: float | None = None
+    usage_limit_type: Literal["daily", "weekly", "monthly"] | None = None
+    workspace_id: str | None = None
+
+
+class ExchangeBody(msgspec.Struct, forbid_unknown_fields=False):
+    """Request body of the exchange: the code and, with PKCE, its verifier."""
+
+    code: str | None = None
+    code_verifier: str | None = None
+    code_challenge_method: Literal["S256", "plain"] | None = None
+
+
+async def create_auth_code(request: Request) -> Response:
+    svc = services(request)
+    caller = await svc.keys.authenticate(request.headers.get("authorization"))
+    body = await read_json(request, CreateCodeBody, svc.settings.max_body_bytes)
+    issued = await svc.codes.create(
+        caller,
+        CodeRequest(
+            callback_url=body.callback_url,
+            code_challenge=body.code_challenge,
+            code_challenge_method=body.code_challenge_method,
+            expires_at=body.expires_at,
+            key_label=body.key_label,
+            limit=body.limit,
+            usage_limit_type=body.usage_limit_type,
+        ),
+        title=app_title(request.headers),
+    )
+    return JSONResponse(
+        {
+            "data": {
+                "id": issued.secret,
+                "app_id": issued.app.id,
+                "created_at": isoformat(issued.record.created_at),
+            }
+        }
+    )
+
+
+async def exchange_code(request: Request) -> Response:
+    svc = services(request)
+    body = await read_json(request, ExchangeBody, svc.settings.max_body_bytes)
+    result = await svc.exchange.exchange(
+        body.code or "", body.code_verifier, body.code_challenge_method
+    )
+    return JSONResponse({"key": result.key, "user_id": result.user_id})

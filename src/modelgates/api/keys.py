@@ -1,0 +1,17 @@
+"""``GET /api/v1/key`` (alias ``/api/v1/auth/key``): the calling key's own data."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelgates.api.responses import JSONResponse
+from modelgates.api.state import services
+from modelgates.services.keys import current_key_data
+
+
+async def current_key(request: Request) -> Response:
+    svc = services(request)
+    key = await svc.keys.authenticate(request.headers.get("authorization"))
+    user = await svc.store.get_user(key.user_id)
+    return JSONResponse({"data": current_key_data(key, user, svc.clock())})

@@ -1,0 +1,170 @@
+"""``build_app(settings)``: the route table in one place, errors rendered in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelgates.api import auth_keys, keys, meta
+from modelgates.api.responses import JSONResponse, error_body
+from modelgates.container import Services
+from modelgates.errors import ModelGatesError, StoreError
+from modelgates.services import Clock, system_clock
+from modelgates.settings import Settings
+from modelgates.store import Store, open_store
+
+log = logging.getLogger("modelgates")
+
+API = "/api/v1"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_STATUS_MESSAGES = {404: "Not Found", 405: "Method Not Allowed"}
+
+
+def routes() -> list[BaseRoute]:
+    """Every route the server answers; anything else is a 404 in the envelope."""
+    return [
+        Route(f"{API}/auth/keys/code", auth_keys.create_auth_code, methods=["POST"]),
+        Route(f"{API}/auth/keys", auth_keys.exchange_code, methods=["POST"]),
+        Route(f"{API}/key", keys.current_key, methods=["GET"]),
+        Route(f"{API}/auth/key", keys.current_key, methods=["GET"]),
+        Route(f"{API}/openapi.json", meta.openapi_json, methods=["GET"]),
+        Route(
+            "/.well-known/oauth-authorization-server",
+            meta.authorization_server_metadata,
+            methods=["GET"],
+        ),
+        Route("/health", meta.health, methods=["GET"]),
+        Route("/ready", meta.ready, methods=["GET"]),
+    ]
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def _with_request_id(metadata: dict[str, Any] | None, request: Request) -> dict[str, Any]:
+    return {**(metadata or {}), "request_id": _request_id(request)}
+
+
+async def _on_modelgates_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ModelGatesError)
+    body = error_body(exc.status, exc.message, _with_request_id(exc.metadata, request))
+    return JSONResponse(body, status_code=exc.status)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = _STATUS_MESSAGES.get(exc.status_code, exc.detail)
+    body = error_body(exc.status_code, message, _with_request_id(None, request))
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _on_store_error(request: Request, exc: Exception) -> Response:
+    log.error("database error (request %s)", _request_id(request), exc_info=exc)
+    body = error_body(503, "Service Unavailable", _with_request_id(None, request))
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # The trace is logged by the server; the client gets only a request id.
+    body = error_body(500, "Internal Server Error", _with_request_id(None, request))
+    return JSONResponse(body, status_code=500)
+
+
+class RequestIdMiddleware:
+    """Tags every request with an id (the client's ``X-Request-Id`` if sane) and echoes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class ApiCorsMiddleware:
+    """CORS for the JSON API only, so browser apps can exchange codes and read /key.
+
+    Pages (the consent screen) get no CORS headers (RFC 9700 §2.6).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-Id"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API + "/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def build_app(
+    settings: Settings, *, store: Store | None = None, clock: Clock = system_clock
+) -> Starlette:
+    """The ASGI app. With no ``store`` it opens and migrates the configured database."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = store is None
+        active = store if store is not None else await open_store(settings.database_url)
+        try:
+            if owned:
+                await active.migrate()
+            app.state.services = Services.build(settings, active, clock=clock)
+            yield
+        finally:
+            if owned:
+                await active.close()
+
+    app = Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            ModelGatesError: _on_modelgates_error,
+            HTTPException: _on_http_exception,
+            StoreError: _on_store_error,
+            Exception: _on_unexpected,
+        },
+    )
+    app.add_middleware(ApiCorsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def create_app() -> Starlette:
+    """Factory for ``uvicorn --factory modelgates.app:create_app`` (settings from env)."""
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper())
+    return build_app(settings)

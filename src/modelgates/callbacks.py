@@ -1,0 +1,73 @@
+"""Callback URL policy and app origins, free of I/O.
+
+The founding spec allows only ``https`` callbacks on port 443 or 3000. A
+deployment may also allow loopback callbacks for native apps and CLIs
+(RFC 8252 §7.3: ``http`` on 127.0.0.1, ``localhost`` or ``[::1]``, any port).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
+
+MAX_CALLBACK_LENGTH = 2048
+HTTPS_PORTS = frozenset({443, 3000})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class CallbackRejected(ValueError):
+    """The callback URL breaks the policy; the message says how."""
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A callback URL that passed the policy, with the origin its app is keyed by."""
+
+    url: str
+    origin: str
+    host: str
+
+
+def _port(parts: SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError as exc:
+        raise CallbackRejected("callback_url has an invalid port") from exc
+
+
+def check_callback(url: str, *, allow_loopback: bool) -> Callback:
+    """Validate ``url`` against the policy and return it with its origin."""
+    if not url or len(url) > MAX_CALLBACK_LENGTH:
+        raise CallbackRejected("callback_url must be an absolute URL of at most 2048 characters")
+    if any(ch.isspace() or ord(ch) < 0x21 or ord(ch) > 0x7E for ch in url):
+        raise CallbackRejected("callback_url must not contain spaces or non-ASCII characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced "[" in the host
+        raise CallbackRejected("callback_url is not a valid URL") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in {"https", "http"} or not parts.netloc:
+        raise CallbackRejected("callback_url must be an absolute https URL")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise CallbackRejected("callback_url must not contain user information")
+    if parts.fragment or "#" in url:
+        raise CallbackRejected("callback_url must not contain a fragment")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise CallbackRejected("callback_url must have a host")
+    port = _port(parts)
+    loopback = host in LOOPBACK_HOSTS
+    if scheme == "http" or (loopback and allow_loopback):
+        if not (allow_loopback and loopback):
+            raise CallbackRejected(
+                "callback_url must use https"
+                + (" (or http on a loopback address)" if allow_loopback else "")
+            )
+    elif (443 if port is None else port) not in HTTPS_PORTS:
+        raise CallbackRejected("callback_url must use port 443 or 3000")
+    default_port = 443 if scheme == "https" else 80
+    netloc_host = f"[{host}]" if ":" in host else host
+    origin = f"{scheme}://{netloc_host}"
+    if port is not None and port != default_port:
+        origin += f":{port}"
+    return Callback(url=url, origin=origin, host=host)

@@ -1,0 +1,247 @@
+"""The ``modelgates`` command: run the server and administer users and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+from modelgates.container import Services
+from modelgates.errors import ModelGatesError
+from modelgates.services.auth_codes import parse_rfc3339
+from modelgates.services.keys import isoformat
+from modelgates.settings import ENV_PREFIX, Settings, SettingsError
+from modelgates.store import open_store
+from modelgates.windows import RESETS, Reset, to_usd
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _settings(database_url: str | None) -> Settings:
+    try:
+        settings = Settings.from_env()
+        return settings.with_overrides(database_url=database_url) if database_url else settings
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def redact_url(url: str) -> str:
+    """The database URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe_database(url: str) -> str:
+    """Where the data lives, as a person would want to read it."""
+    if url.startswith("sqlite:///"):
+        return f"SQLite at {Path(url.removeprefix('sqlite:///')).resolve()}"
+    return f"PostgreSQL at {redact_url(url)}"
+
+
+def _run(
+    work: Callable[[Services], Awaitable[T]], database_url: str | None, *, migrate: bool = True
+) -> T:
+    """Open (and migrate) the store, run ``work``, close; turn failures into one line."""
+    settings = _settings(database_url)
+
+    async def main() -> T:
+        store = await open_store(settings.database_url)
+        try:
+            if migrate:
+                await store.migrate()
+            return await work(Services.build(settings, store))
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except ModelGatesError as exc:
+        raise click.ClickException(exc.message) from exc
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot use the database: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith(("asyncpg", "sqlite3")):
+            raise click.ClickException(f"database error: {exc}") from exc
+        raise
+
+
+def database_option(command: Callable[P, T]) -> Callable[P, T]:
+    """``--database-url`` (default: ``$MODELGATES_DATABASE_URL``, else ./modelgates.db)."""
+    decorated = click.option(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="sqlite:///path.db or postgresql://user@host/db "
+        f"(default: ${ENV_PREFIX}DATABASE_URL, else sqlite:///modelgates.db).",
+    )(command)
+    return functools.wraps(command)(decorated)  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modelgates")
+def main() -> None:
+    """ModelGates: an LLM gateway that hands out user-controlled API keys (OAuth PKCE)."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@database_option
+def serve(host: str, port: int, workers: int, database_url: str | None) -> None:
+    """Run the API server (migrates the database first)."""
+    import uvicorn
+
+    settings = _settings(database_url)
+    applied = _run(lambda svc: svc.store.migrate(), settings.database_url, migrate=False)
+    os.environ[ENV_PREFIX + "DATABASE_URL"] = settings.database_url
+    click.echo(f"ModelGates: database {describe_database(settings.database_url)}")
+    if applied:
+        click.echo(f"ModelGates: applied migrations {', '.join(applied)}")
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(f"ModelGates: listening on http://{shown_host}:{port} ({workers} worker(s))")
+    uvicorn.run(
+        "modelgates.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        server_header=False,
+        proxy_headers=True,
+    )
+
+
+@main.group()
+def users() -> None:
+    """Manage user accounts."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@database_option
+def users_create(email: str, password_stdin: bool, database_url: str | None) -> None:
+    """Create a user who can sign in to the consent page and own keys."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = _run(lambda svc: svc.users.create(email, password), database_url)
+    click.echo(f"created user {user.id} <{user.email}>")
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+def _expiry(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value, field="--expires-at")
+    except ModelGatesError as exc:
+        raise click.BadParameter(exc.message, param_hint="--expires-at") from exc
+
+
+async def _user(svc: Services, email: str) -> Any:
+    user = await svc.users.get_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no user with email {email}")
+    return user
+
+
+@keys.command("create")
+@click.option("--user", "email", required=True, help="Owner's e-mail address.")
+@click.option("--name", default=None, help="A name to recognise the key by.")
+@click.option("--limit", type=float, default=None, help="Credit limit in USD.")
+@click.option("--limit-reset", type=click.Choice(RESETS), default=None)
+@click.option("--expires-at", default=None, help="RFC 3339 time, e.g. 2026-12-31T23:59:59Z.")
+@click.option("--management", is_flag=True, help="A management key (for /api/v1/keys).")
+@database_option
+def keys_create(
+    email: str,
+    name: str | None,
+    limit: float | None,
+    limit_reset: Reset | None,
+    expires_at: str | None,
+    management: bool,
+    database_url: str | None,
+) -> None:
+    """Create a key and print it (it is shown only this once)."""
+    expiry = _expiry(expires_at)
+
+    async def create(svc: Services) -> Any:
+        return await svc.keys.create(
+            await _user(svc, email),
+            name=name,
+            limit_usd=limit,
+            limit_reset=limit_reset,
+            expires_at=expiry,
+            is_management=management,
+        )
+
+    new = _run(create, database_url)
+    click.echo(new.secret)
+    click.echo(f"hash: {new.record.hash} (the key is shown only once)", err=True)
+
+
+@keys.command("list")
+@click.option("--user", "email", required=True, help="Owner's e-mail address.")
+@database_option
+def keys_list(email: str, database_url: str | None) -> None:
+    """List a user's keys (revoked keys are not shown)."""
+
+    async def listing(svc: Services) -> list[Any]:
+        return await svc.keys.list_for(await _user(svc, email))
+
+    found = _run(listing, database_url)
+    if not found:
+        click.echo("no keys")
+        return
+    click.echo(f"{'HASH':<64}  {'LABEL':<24}  {'LIMIT':>10}  {'RESET':<7}  {'STATUS':<8}  EXPIRES")
+    for key in found:
+        limit = "-" if key.limit is None else f"{to_usd(key.limit):.2f}"
+        status = "disabled" if key.disabled else "active"
+        click.echo(
+            f"{key.hash:<64}  {key.label[:24]:<24}  {limit:>10}  {key.limit_reset or '-':<7}"
+            f"  {status:<8}  {isoformat(key.expires_at) or '-'}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_hash", metavar="HASH")
+@database_option
+def keys_revoke(key_hash: str, database_url: str | None) -> None:
+    """Revoke a key for good, by its hash."""
+    _run(lambda svc: svc.keys.revoke(key_hash), database_url)
+    click.echo(f"revoked {key_hash}")
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@database_option
+def db_upgrade(database_url: str | None) -> None:
+    """Apply pending migrations."""
+    settings = _settings(database_url)
+    applied = _run(lambda svc: svc.store.migrate(), settings.database_url, migrate=False)
+    click.echo(f"database {describe_database(settings.database_url)} is up to date")
+    if applied:
+        click.echo(f"applied {', '.join(applied)}")

@@ -1,0 +1,43 @@
+"""The services of one running server, built once from its settings and store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelgates.services import Clock, system_clock
+from modelgates.services.apps import AppService
+from modelgates.services.auth_codes import AuthCodeService
+from modelgates.services.exchange import ExchangeService
+from modelgates.services.keys import KeyService
+from modelgates.services.users import UserService
+from modelgates.settings import Settings
+from modelgates.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a handler, page or CLI command needs, wired together."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    users: UserService
+    apps: AppService
+    keys: KeyService
+    codes: AuthCodeService
+    exchange: ExchangeService
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store, *, clock: Clock = system_clock) -> Services:
+        apps = AppService(store, clock=clock)
+        keys = KeyService(store, clock=clock)
+        return cls(
+            settings=settings,
+            store=store,
+            clock=clock,
+            users=UserService(store, clock=clock),
+            apps=apps,
+            keys=keys,
+            codes=AuthCodeService(store, settings, apps, clock=clock),
+            exchange=ExchangeService(store, keys, apps, clock=clock),
+        )

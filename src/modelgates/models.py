@@ -1,0 +1,92 @@
+"""Records the services and stores exchange. Plain data, no behaviour beyond reads.
+
+Life cycles (invariants the stores uphold):
+
+=============  ============================================================
+code           issued → consumed (exactly once, ``used_at`` set, the minted
+               key's hash recorded in the same transaction) | expired
+               (``expires_at`` passed while unused). A consumed code is kept
+               for replay detection; it never becomes usable again.
+key            active → exhausted (window spend ≥ limit) → active again when
+               the window rolls; or → disabled (reversible) / revoked
+               (``revoked_at`` set, final) / expired (``expires_at`` passed,
+               final).
+=============  ============================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from modelgates.pkce import Method
+from modelgates.windows import Reset, UsageCounters
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account: signs in to the consent page, owns keys."""
+
+    id: str
+    email: str
+    password_hash: str
+    workspace_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """A third-party app, one per callback origin."""
+
+    id: int
+    origin: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: its hash, never the key itself."""
+
+    hash: str
+    user_id: str
+    name: str
+    label: str
+    created_at: datetime
+    updated_at: datetime | None = None
+    app_id: int | None = None
+    limit: int | None = None
+    """Credit limit in nano-dollars, or ``None`` for unlimited."""
+    limit_reset: Reset | None = None
+    expires_at: datetime | None = None
+    disabled: bool = False
+    revoked_at: datetime | None = None
+    is_management: bool = False
+    issued_by_code: bool = False
+    """True for keys minted by the PKCE exchange: they may not mint further keys."""
+    last_used_at: datetime | None = None
+    usage: UsageCounters = field(default_factory=UsageCounters)
+
+    def is_expired(self, now: datetime) -> bool:
+        """A key is expired from its ``expires_at`` instant on."""
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class AuthCode:
+    """An authorization code as stored: its hash and what the minted key inherits."""
+
+    code_hash: str
+    user_id: str
+    app_id: int
+    callback_url: str | None
+    created_at: datetime
+    expires_at: datetime
+    code_challenge: str | None = None
+    code_challenge_method: Method | None = None
+    key_label: str | None = None
+    limit: int | None = None
+    usage_limit_type: Reset | None = None
+    key_expires_at: datetime | None = None
+    used_at: datetime | None = None
+    minted_key_hash: str | None = None

@@ -1,0 +1,39 @@
+"""Apps: one per callback origin, created on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from modelgates.callbacks import Callback
+from modelgates.models import App
+from modelgates.services import Clock, system_clock
+from modelgates.store import Store
+
+TITLE_HEADERS = ("x-title", "x-modelgates-title", "x-openrouter-title")
+MAX_APP_NAME = 100
+
+
+def app_title(headers: Mapping[str, str]) -> str | None:
+    """The app's self-declared name from the first attribution header present."""
+    for name in TITLE_HEADERS:
+        value = headers.get(name, "").strip()
+        if value:
+            return value[:MAX_APP_NAME]
+    return None
+
+
+class AppService:
+    """Resolves the app a callback URL belongs to."""
+
+    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def for_callback(self, callback: Callback, title: str | None) -> App:
+        """The origin's app; a new one is named ``title``, else the host."""
+        return await self._store.get_or_create_app(
+            callback.origin, title or callback.host, self._clock()
+        )
+
+    async def get(self, app_id: int) -> App | None:
+        return await self._store.get_app(app_id)

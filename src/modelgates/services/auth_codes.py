@@ -1,0 +1,163 @@
+"""Authorization codes: the rules of ``POST /api/v1/auth/keys/code``.
+
+The consent page creates its codes through the same service, so both paths
+enforce one set of rules (callback policy, RFC 7636 syntax, PKCE policy,
+limit/label/expiry checks, and the 409 for a challenge bound to a live code).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from modelgates import pkce, tokens
+from modelgates.callbacks import CallbackRejected, check_callback
+from modelgates.errors import BadRequest, ChallengeInUse, Conflict, Forbidden
+from modelgates.models import ApiKey, App, AuthCode
+from modelgates.services import Clock, system_clock
+from modelgates.services.apps import AppService
+from modelgates.services.keys import check_label, check_limit
+from modelgates.settings import Settings
+from modelgates.store import Store
+from modelgates.windows import Reset
+
+APP_KEYS_CANNOT_MINT = "Keys issued to an app cannot create authorization codes"
+CHALLENGE_IN_USE = "code_challenge is already bound to a live authorization code"
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def parse_rfc3339(text: str, *, field: str) -> datetime:
+    """An RFC 3339 date-time that names its offset (``Z`` or ``±hh:mm``)."""
+    if not _RFC3339.fullmatch(text):
+        raise BadRequest(
+            f"{field} must be an RFC 3339 date-time with a time zone, "
+            "like 2026-12-31T23:59:59Z",
+            field=field,
+        )
+    try:
+        return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(f"{field} is not a valid date-time", field=field) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRequest:
+    """What an app asks for; fields as in the founding spec, not yet validated."""
+
+    callback_url: str | None
+    code_challenge: str | None = None
+    code_challenge_method: pkce.Method | None = None
+    expires_at: str | None = None
+    key_label: str | None = None
+    limit: float | None = None
+    usage_limit_type: Reset | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCode:
+    """A new code: the secret (returned once as ``data.id``), its record and app."""
+
+    secret: str
+    record: AuthCode
+    app: App
+
+
+class AuthCodeService:
+    """Validates code requests and issues codes."""
+
+    def __init__(
+        self, store: Store, settings: Settings, apps: AppService, *, clock: Clock = system_clock
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._apps = apps
+        self._clock = clock
+
+    def check_pkce(
+        self, challenge: str | None, method: pkce.Method | None
+    ) -> tuple[str | None, pkce.Method | None]:
+        """Apply RFC 7636 syntax and the PKCE policy; return the effective pair."""
+        if challenge is None:
+            if method is not None:
+                raise BadRequest(
+                    "code_challenge_method requires a code_challenge",
+                    field="code_challenge_method",
+                )
+            if self._settings.pkce_policy == "s256":
+                raise BadRequest(
+                    "code_challenge is required: this server requires PKCE with S256",
+                    field="code_challenge",
+                )
+            return None, None
+        effective: pkce.Method = method or "plain"  # RFC 7636 §4.3
+        if self._settings.pkce_policy == "s256" and effective != "S256":
+            raise BadRequest(
+                "code_challenge_method must be S256 on this server",
+                field="code_challenge_method",
+            )
+        if not pkce.is_valid_challenge(challenge, effective):
+            message = (
+                "code_challenge for S256 must be 43 base64url characters"
+                if effective == "S256"
+                else "code_challenge must be 43-128 characters of [A-Za-z0-9-._~]"
+            )
+            raise BadRequest(message, field="code_challenge")
+        return challenge, effective
+
+    async def create(
+        self, caller: ApiKey, request: CodeRequest, *, title: str | None = None
+    ) -> IssuedCode:
+        """Issue a code on behalf of ``caller``'s user (``POST /auth/keys/code``)."""
+        if caller.issued_by_code:
+            raise Forbidden(APP_KEYS_CANNOT_MINT)
+        return await self.issue(caller.user_id, request, title=title)
+
+    async def issue(
+        self, user_id: str, request: CodeRequest, *, title: str | None = None
+    ) -> IssuedCode:
+        """Validate ``request`` and store a new code for ``user_id``."""
+        now = self._clock()
+        if request.callback_url is None:
+            raise BadRequest("callback_url is required", field="callback_url")
+        try:
+            callback = check_callback(
+                request.callback_url, allow_loopback=self._settings.allow_loopback_callbacks
+            )
+        except CallbackRejected as exc:
+            raise BadRequest(str(exc), field="callback_url") from exc
+        challenge, method = self.check_pkce(request.code_challenge, request.code_challenge_method)
+        key_expires_at = None
+        if request.expires_at is not None:
+            key_expires_at = parse_rfc3339(request.expires_at, field="expires_at")
+            if key_expires_at <= now:
+                raise BadRequest("expires_at must be in the future", field="expires_at")
+        limit = check_limit(request.limit)
+        if request.usage_limit_type is not None and limit is None:
+            raise BadRequest("usage_limit_type requires a limit", field="usage_limit_type")
+        label = check_label(request.key_label, field="key_label")
+
+        app = await self._apps.for_callback(callback, title)
+        secret = tokens.generate_code()
+        record = AuthCode(
+            code_hash=tokens.sha256_hex(secret),
+            user_id=user_id,
+            app_id=app.id,
+            callback_url=callback.url,
+            created_at=now,
+            expires_at=now + timedelta(seconds=self._settings.code_ttl_seconds),
+            code_challenge=challenge,
+            code_challenge_method=method,
+            key_label=label,
+            limit=limit,
+            usage_limit_type=request.usage_limit_type,
+            key_expires_at=key_expires_at,
+        )
+        try:
+            await self._store.create_code(record, now)
+        except ChallengeInUse as exc:
+            raise Conflict(CHALLENGE_IN_USE, metadata={"field": "code_challenge"}) from exc
+        return IssuedCode(secret=secret, record=record, app=app)

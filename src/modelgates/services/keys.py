@@ -1,0 +1,237 @@
+"""API keys: creation, bearer authentication, revocation and the ``/key`` view."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from modelgates import tokens
+from modelgates.errors import BadRequest, NotFound, Unauthorized
+from modelgates.models import ApiKey, User
+from modelgates.services import Clock, system_clock
+from modelgates.store import Store
+from modelgates.windows import (
+    MAX_LIMIT_USD,
+    Reset,
+    limit_remaining,
+    next_reset,
+    to_nanos,
+    to_usd,
+)
+
+MAX_LABEL_LENGTH = 100
+
+MISSING_AUTH = "Missing Authentication header"
+INVALID_KEY = "Invalid API key"
+KEY_EXPIRED = "Key expired"
+KEY_DISABLED = "Key disabled"
+KEY_REVOKED = "Key revoked"
+
+
+def check_limit(limit: float | None, *, field: str = "limit") -> int | None:
+    """A USD limit as nano-dollars: finite, ≥ 0 and at most ``MAX_LIMIT_USD``."""
+    if limit is None:
+        return None
+    if not math.isfinite(limit) or limit < 0:
+        raise BadRequest(f"{field} must be a finite number >= 0", field=field)
+    if limit > MAX_LIMIT_USD:
+        raise BadRequest(f"{field} must be at most {MAX_LIMIT_USD:.0f}", field=field)
+    return to_nanos(limit)
+
+
+def check_label(label: str | None, *, field: str) -> str | None:
+    """1–100 characters after trimming; ``None`` stays ``None``."""
+    if label is None:
+        return None
+    trimmed = label.strip()
+    if not 1 <= len(trimmed) <= MAX_LABEL_LENGTH:
+        raise BadRequest(f"{field} must be 1-{MAX_LABEL_LENGTH} characters", field=field)
+    return trimmed
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The key from an ``Authorization: Bearer <key>`` header, or 401."""
+    if not authorization or not authorization.strip():
+        raise Unauthorized(MISSING_AUTH)
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(MISSING_AUTH)
+    return token.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A freshly created key: the secret (shown once) and its stored record."""
+
+    secret: str
+    record: ApiKey
+
+
+class KeyService:
+    """Creates, authenticates, lists and revokes keys."""
+
+    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def mint(
+        self,
+        *,
+        user_id: str,
+        name: str | None,
+        label: str | None = None,
+        limit: int | None = None,
+        limit_reset: Reset | None = None,
+        expires_at: datetime | None = None,
+        app_id: int | None = None,
+        is_management: bool = False,
+        issued_by_code: bool = False,
+    ) -> NewKey:
+        """Generate a key and its record without storing it (the exchange stores both
+        the key and the code's consumption in one transaction)."""
+        secret = tokens.generate_api_key()
+        display = label or name or tokens.masked(secret)
+        record = ApiKey(
+            hash=tokens.sha256_hex(secret),
+            user_id=user_id,
+            name=name or display,
+            label=display,
+            created_at=self._clock(),
+            app_id=app_id,
+            limit=limit,
+            limit_reset=limit_reset,
+            expires_at=expires_at,
+            is_management=is_management,
+            issued_by_code=issued_by_code,
+        )
+        return NewKey(secret=secret, record=record)
+
+    async def create(
+        self,
+        user: User,
+        *,
+        name: str | None = None,
+        limit_usd: float | None = None,
+        limit_reset: Reset | None = None,
+        expires_at: datetime | None = None,
+        is_management: bool = False,
+    ) -> NewKey:
+        """Create and store a personal (or management) key for ``user``."""
+        nanos = check_limit(limit_usd)
+        if limit_reset is not None and nanos is None:
+            raise BadRequest("limit_reset requires a limit", field="limit_reset")
+        if expires_at is not None and expires_at <= self._clock():
+            raise BadRequest("expires_at must be in the future", field="expires_at")
+        new = self.mint(
+            user_id=user.id,
+            name=check_label(name, field="name"),
+            limit=nanos,
+            limit_reset=limit_reset,
+            expires_at=expires_at,
+            is_management=is_management,
+        )
+        await self._store.create_key(new.record)
+        return new
+
+    async def authenticate(self, authorization: str | None) -> ApiKey:
+        """The active key named by a bearer header; 401 with the reason otherwise."""
+        token = bearer_token(authorization)
+        if not tokens.looks_like_api_key(token):
+            raise Unauthorized(INVALID_KEY)
+        key = await self._store.get_key(tokens.sha256_hex(token))
+        if key is None:
+            raise Unauthorized(INVALID_KEY)
+        if key.revoked_at is not None:
+            raise Unauthorized(KEY_REVOKED)
+        if key.disabled:
+            raise Unauthorized(KEY_DISABLED)
+        if key.is_expired(self._clock()):
+            raise Unauthorized(KEY_EXPIRED)
+        return key
+
+    async def list_for(self, user: User, *, include_disabled: bool = True) -> list[ApiKey]:
+        """All of the user's unrevoked keys, newest first (pages of 100 internally)."""
+        found: list[ApiKey] = []
+        while True:
+            page = await self._store.list_keys(
+                user.id, include_disabled=include_disabled, offset=len(found), limit=100
+            )
+            found.extend(page)
+            if len(page) < 100:
+                return found
+
+    async def revoke(self, key_hash: str) -> None:
+        """Revoke a key for good; 404 if there is no such unrevoked key."""
+        if not await self._store.revoke_key(key_hash.strip().lower(), self._clock()):
+            raise NotFound("No active key with this hash")
+
+    def now(self) -> datetime:
+        return self._clock()
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    """``2026-11-29T10:30:00Z`` (fractional seconds only when present)."""
+    if moment is None:
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def key_budget(key: ApiKey, now: datetime) -> dict[str, Any] | None:
+    """The key's own limit as OpenRouter's budget entry, or ``None`` without a limit."""
+    if key.limit is None:
+        return None
+    spent = key.usage.in_window(now, key.limit_reset)
+    return {
+        "scope": "key_limit",
+        "limit_usd": to_usd(key.limit),
+        "spend_usd": to_usd(spent),
+        "remaining_usd": to_usd(max(0, key.limit - spent)),
+        "reset_interval": key.limit_reset,
+        "resets_at": isoformat(next_reset(now, key.limit_reset)) if key.limit_reset else None,
+        "include_byok": False,
+        "budget_id": None,
+        "guardrail_id": None,
+    }
+
+
+def usage_fields(key: ApiKey, now: datetime) -> dict[str, Any]:
+    """Limit and usage fields shared by ``/key`` and the management key objects."""
+    remaining = limit_remaining(key.limit, key.usage, key.limit_reset, now)
+    return {
+        "limit": None if key.limit is None else to_usd(key.limit),
+        "limit_remaining": None if remaining is None else to_usd(remaining),
+        "limit_reset": key.limit_reset,
+        "include_byok_in_limit": False,
+        "usage": to_usd(key.usage.total),
+        "usage_daily": to_usd(key.usage.daily(now)),
+        "usage_weekly": to_usd(key.usage.weekly(now)),
+        "usage_monthly": to_usd(key.usage.monthly(now)),
+        "byok_usage": 0.0,
+        "byok_usage_daily": 0.0,
+        "byok_usage_weekly": 0.0,
+        "byok_usage_monthly": 0.0,
+    }
+
+
+def current_key_data(key: ApiKey, user: User | None, now: datetime) -> dict[str, Any]:
+    """OpenRouter's ``GET /key`` field set for ``key`` at ``now``."""
+    budget = key_budget(key, now)
+    return {
+        "label": key.label,
+        **usage_fields(key, now),
+        "expires_at": isoformat(key.expires_at),
+        "is_management_key": key.is_management,
+        "is_provisioning_key": key.is_management,
+        "is_free_tier": False,
+        "creator_user_id": None,
+        "organization_id": None,
+        "workspace_id": user.workspace_id if user else None,
+        "app_id": key.app_id,
+        "rate_limit": {"requests": -1, "interval": "10s", "note": "deprecated"},
+        "allowed_data_regions": [],
+        "free_model_daily_requests": {"limit": 0, "remaining": 0, "used": 0},
+        "budgets": [budget] if budget else [],
+        "effective_budget": budget,
+    }

@@ -1,0 +1,73 @@
+"""Accounts: creation and password checks (argon2id)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from modelgates.errors import BadRequest, DuplicateEmail
+from modelgates.models import User
+from modelgates.services import Clock, system_clock
+from modelgates.store import Store
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def normalise_email(email: str) -> str:
+    """E-mail addresses compare case-insensitively and without surrounding space."""
+    return email.strip().lower()
+
+
+class UserService:
+    """Creates users and verifies their passwords."""
+
+    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+        self._store = store
+        self._clock = clock
+        self._hasher = PasswordHasher()  # argon2id with the library's current defaults
+
+    async def create(self, email: str, password: str) -> User:
+        """Create a user; the password is kept only as an argon2id hash."""
+        address = normalise_email(email)
+        if len(address) > 254 or not _EMAIL.fullmatch(address):
+            raise BadRequest("email must be a valid e-mail address", field="email")
+        if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+            raise BadRequest(
+                f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+                field="password",
+            )
+        user = User(
+            id="user_" + secrets.token_urlsafe(18),
+            email=address,
+            password_hash=self._hasher.hash(password),
+            workspace_id=str(uuid.uuid4()),
+            created_at=self._clock(),
+        )
+        try:
+            await self._store.create_user(user)
+        except DuplicateEmail as exc:
+            raise BadRequest("a user with this email already exists", field="email") from exc
+        return user
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await self._store.get_user_by_email(normalise_email(email))
+
+    async def authenticate(self, email: str, password: str) -> User | None:
+        """The user if the password matches, else ``None`` (same cost either way)."""
+        user = await self.get_by_email(email)
+        candidate = user.password_hash if user else _DUMMY_HASH
+        try:
+            self._hasher.verify(candidate, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        return user
+
+
+_DUMMY_HASH = PasswordHasher().hash("not-a-real-password")
+"""Verified against when the e-mail is unknown, so timing does not reveal accounts."""

@@ -1,0 +1,103 @@
+"""Settings from ``MODELGATES_*`` environment variables.
+
+Every setting has a safe default, so ``modelgates serve`` runs with none set.
+Values are parsed and checked once at start-up; a bad value stops the server
+with a one-line message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Literal
+
+import msgspec
+
+PkcePolicy = Literal["compatible", "s256"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+ENV_PREFIX = "MODELGATES_"
+DEFAULT_DATABASE_URL = "sqlite:///modelgates.db"
+
+
+class SettingsError(ValueError):
+    """A ``MODELGATES_*`` variable has a value that cannot be used."""
+
+
+class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
+    database_url: str = DEFAULT_DATABASE_URL
+    code_ttl_seconds: int = 600
+    pkce_policy: PkcePolicy = "compatible"
+    allow_loopback_callbacks: bool = False
+    log_level: LogLevel = "info"
+    public_url: str | None = None
+    max_body_bytes: int = 64 * 1024
+    used_code_retention_seconds: int = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Runtime configuration of one server process."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://…``."""
+    code_ttl_seconds: int = 600
+    """Lifetime of an authorization code (RFC 6749 §4.1.2 recommends ≤ 10 minutes)."""
+    pkce_policy: PkcePolicy = "compatible"
+    """``compatible``: PKCE optional, S256 and plain. ``s256``: S256 required (RFC 9700)."""
+    allow_loopback_callbacks: bool = False
+    """Accept ``http://127.0.0.1|localhost|[::1]:<any port>`` callbacks (RFC 8252 §7.3)."""
+    log_level: LogLevel = "info"
+    public_url: str | None = None
+    """External base URL (``https://gw.example.com``); defaults to the request's own."""
+    max_body_bytes: int = 64 * 1024
+    used_code_retention_seconds: int = 86_400
+    """How long consumed codes are kept so that a replay can still be detected."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``MODELGATES_<NAME>`` for every field; unset ones keep their default."""
+        env = os.environ if environ is None else environ
+        raw = {
+            f.name: env[ENV_PREFIX + f.name.upper()]
+            for f in fields(cls)
+            if ENV_PREFIX + f.name.upper() in env
+        }
+        if "log_level" in raw:
+            raw["log_level"] = raw["log_level"].lower()
+        try:
+            parsed = msgspec.convert(raw, _EnvSettings, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(_env_message(str(exc))) from exc
+        settings = cls(**msgspec.structs.asdict(parsed))
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Reject values that parse but make no sense."""
+        if not 1 <= self.code_ttl_seconds <= 3600:
+            raise SettingsError(f"{ENV_PREFIX}CODE_TTL_SECONDS must be between 1 and 3600")
+        if not 1024 <= self.max_body_bytes <= 16 * 1024 * 1024:
+            raise SettingsError(f"{ENV_PREFIX}MAX_BODY_BYTES must be between 1024 and 16 MiB")
+        if not 0 <= self.used_code_retention_seconds <= 30 * 86_400:
+            raise SettingsError(
+                f"{ENV_PREFIX}USED_CODE_RETENTION_SECONDS must be between 0 and 30 days"
+            )
+        if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise SettingsError(
+                f"{ENV_PREFIX}DATABASE_URL must start with sqlite:/// or postgresql://"
+            )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields replaced (used by the CLI's options)."""
+        settings = replace(self, **changes)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+
+def _env_message(error: str) -> str:
+    """Turn msgspec's ``Expected int, got str - at `$.code_ttl_seconds``` into our terms."""
+    text, _, where = error.partition(" - at `$.")
+    name = where.rstrip("`")
+    return f"{ENV_PREFIX}{name.upper()}: {text}" if name else error

@@ -1,0 +1,107 @@
+"""The storage interface every backend implements, and the helpers they share.
+
+Stores speak in records (:mod:`modelgates.models`) and never see a secret:
+keys and codes arrive already hashed. Every method that changes more than one
+row does so in one transaction, so a crash leaves either all or none of it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from modelgates.models import ApiKey, App, AuthCode, User
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class Store(Protocol):
+    """Persistence for users, apps, keys and authorization codes."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied (idempotent, safe to race)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        ...
+
+    # users ------------------------------------------------------------
+    async def create_user(self, user: User) -> None:
+        """Insert ``user``; raise :class:`~modelgates.errors.DuplicateEmail` if taken."""
+        ...
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    async def get_user_by_email(self, email: str) -> User | None: ...
+
+    # apps -------------------------------------------------------------
+    async def get_or_create_app(self, origin: str, name: str, now: datetime) -> App:
+        """The app of ``origin``, created with ``name`` on first use (race-safe)."""
+        ...
+
+    async def get_app(self, app_id: int) -> App | None: ...
+
+    # keys -------------------------------------------------------------
+    async def create_key(self, key: ApiKey) -> None: ...
+
+    async def get_key(self, key_hash: str) -> ApiKey | None: ...
+
+    async def list_keys(
+        self, user_id: str, *, include_disabled: bool, offset: int, limit: int
+    ) -> list[ApiKey]:
+        """The user's unrevoked keys, newest first."""
+        ...
+
+    async def revoke_key(self, key_hash: str, now: datetime) -> bool:
+        """Mark the key revoked; ``False`` if it does not exist or already was."""
+        ...
+
+    # codes ------------------------------------------------------------
+    async def create_code(self, code: AuthCode, now: datetime) -> None:
+        """Insert ``code``; raise :class:`~modelgates.errors.ChallengeInUse` if the same
+        challenge is bound to a live (unused, unexpired at ``now``) code of the user.
+        The check and the insert are one atomic step."""
+        ...
+
+    async def get_code(self, code_hash: str) -> AuthCode | None: ...
+
+    async def consume_code(self, code_hash: str, now: datetime, key: ApiKey) -> bool:
+        """Atomically mark the code used and insert ``key`` minted from it.
+
+        Returns ``False`` (and changes nothing) when the code is already used or
+        expired at ``now``: of any number of concurrent calls, across processes,
+        exactly one returns ``True``.
+        """
+        ...
+
+    async def revoke_key_minted_by(self, code_hash: str, now: datetime) -> str | None:
+        """Revoke the key minted from a used code (replay defence); return its hash."""
+        ...
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (naive values are taken as UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width ISO 8601 UTC text: sorts and compares as text in SQLite."""
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_iso(text: str) -> datetime:
+    """Inverse of :func:`iso`."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def migration_files(dialect: str) -> list[Path]:
+    """The dialect's ``NNNN_name.sql`` files in order."""
+    return sorted((MIGRATIONS_DIR / dialect).glob("[0-9][0-9][0-9][0-9]_*.sql"))

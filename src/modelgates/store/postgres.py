@@ -1,0 +1,207 @@
+"""PostgreSQL backend (asyncpg): the production path.
+
+Any number of server processes may share one database. Single use of a code
+rests on one conditional ``UPDATE … WHERE used_at IS NULL``: under READ
+COMMITTED a concurrent exchange waits for the first to commit, re-checks the
+condition and finds the code used. The 409 check for a live challenge is
+serialised per (user, challenge) with a transaction-scoped advisory lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from modelgates.errors import ChallengeInUse, DuplicateEmail
+from modelgates.models import ApiKey, App, AuthCode, User
+from modelgates.store import rows
+from modelgates.store.base import migration_files, utc
+
+MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
+
+
+def _ts(value: datetime) -> datetime:
+    return utc(value)
+
+
+class PostgresStore:
+    """:class:`~modelgates.store.base.Store` on PostgreSQL."""
+
+    dialect = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
+        dsn = "postgresql://" + url.split("://", 1)[1]
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, server_settings={"timezone": "UTC"}
+        )
+        return cls(pool)
+
+    async def _one(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        async with self._pool.acquire() as conn:
+            row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+            return row
+
+    # life cycle -------------------------------------------------------
+    async def migrate(self) -> list[str]:
+        applied: list[str] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_ID)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+            for path in migration_files(self.dialect):
+                if path.stem in done:
+                    continue
+                await conn.execute(path.read_text())
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.stem)
+                applied.append(path.stem)
+        return applied
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
+
+    # users ------------------------------------------------------------
+    async def create_user(self, user: User) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute(
+                    "INSERT INTO users (id, email, password_hash, workspace_id, created_at)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    user.id, user.email, user.password_hash, user.workspace_id, user.created_at,
+                )  # fmt: skip
+        except asyncpg.UniqueViolationError as exc:
+            raise DuplicateEmail(user.email) from exc
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE id = $1", user_id)
+        return None if row is None else rows.user_from_row(row, _ts)
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE email = $1", email)
+        return None if row is None else rows.user_from_row(row, _ts)
+
+    # apps -------------------------------------------------------------
+    async def get_or_create_app(self, origin: str, name: str, now: datetime) -> App:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM apps WHERE origin = $1", origin)
+            if row is None:
+                await conn.execute(
+                    "INSERT INTO apps (origin, name, created_at) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (origin) DO NOTHING",
+                    origin, name, now,
+                )  # fmt: skip
+                row = await conn.fetchrow("SELECT * FROM apps WHERE origin = $1", origin)
+            assert row is not None
+            return rows.app_from_row(row, _ts)
+
+    async def get_app(self, app_id: int) -> App | None:
+        row = await self._one("SELECT * FROM apps WHERE id = $1", app_id)
+        return None if row is None else rows.app_from_row(row, _ts)
+
+    # keys -------------------------------------------------------------
+    async def create_key(self, key: ApiKey) -> None:
+        async with self._pool.acquire() as conn:
+            await _insert_key(conn, key)
+
+    async def get_key(self, key_hash: str) -> ApiKey | None:
+        row = await self._one(
+            f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = $1",  # noqa: S608
+            key_hash,
+        )
+        return None if row is None else rows.key_from_row(row, _ts)
+
+    async def list_keys(
+        self, user_id: str, *, include_disabled: bool, offset: int, limit: int
+    ) -> list[ApiKey]:
+        async with self._pool.acquire() as conn:
+            found = await conn.fetch(
+                f"SELECT {rows.KEY_COLUMNS} FROM api_keys"  # noqa: S608 - constant fragments
+                " WHERE user_id = $1 AND revoked_at IS NULL AND ($2 OR NOT disabled)"
+                " ORDER BY created_at DESC, hash LIMIT $3 OFFSET $4",
+                user_id, include_disabled, limit, offset,
+            )  # fmt: skip
+        return [rows.key_from_row(r, _ts) for r in found]
+
+    async def revoke_key(self, key_hash: str, now: datetime) -> bool:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                "UPDATE api_keys SET revoked_at = $1, updated_at = $1"
+                " WHERE hash = $2 AND revoked_at IS NULL",
+                now, key_hash,
+            )  # fmt: skip
+        return bool(status == "UPDATE 1")
+
+    # codes ------------------------------------------------------------
+    async def create_code(self, code: AuthCode, now: datetime) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if code.code_challenge is not None:
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    f"{code.user_id}\x00{code.code_challenge}",
+                )
+                clash = await conn.fetchval(
+                    "SELECT 1 FROM auth_codes WHERE user_id = $1 AND code_challenge = $2"
+                    " AND used_at IS NULL AND expires_at > $3",
+                    code.user_id, code.code_challenge, now,
+                )  # fmt: skip
+                if clash is not None:
+                    raise ChallengeInUse(code.code_challenge)
+            await conn.execute(
+                f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"  # noqa: S608
+                f" VALUES ({rows.placeholders(rows.CODE_COLUMN_COUNT, 'numeric')})",
+                *rows.code_insert_values(code, _ts),
+            )
+
+    async def get_code(self, code_hash: str) -> AuthCode | None:
+        row = await self._one(
+            f"SELECT {rows.CODE_COLUMNS} FROM auth_codes WHERE code_hash = $1",  # noqa: S608
+            code_hash,
+        )
+        return None if row is None else rows.code_from_row(row, _ts)
+
+    async def consume_code(self, code_hash: str, now: datetime, key: ApiKey) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "UPDATE auth_codes SET used_at = $1, minted_key_hash = $2"
+                " WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1",
+                now, key.hash, code_hash,
+            )  # fmt: skip
+            if status != "UPDATE 1":
+                return False
+            await _insert_key(conn, key)
+            return True
+
+    async def revoke_key_minted_by(self, code_hash: str, now: datetime) -> str | None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            key_hash: str | None = await conn.fetchval(
+                "SELECT minted_key_hash FROM auth_codes"
+                " WHERE code_hash = $1 AND used_at IS NOT NULL",
+                code_hash,
+            )
+            if key_hash is None:
+                return None
+            await conn.execute(
+                "UPDATE api_keys SET revoked_at = $1, updated_at = $1"
+                " WHERE hash = $2 AND revoked_at IS NULL",
+                now, key_hash,
+            )  # fmt: skip
+            return key_hash
+
+
+async def _insert_key(conn: Any, key: ApiKey) -> None:
+    await conn.execute(
+        f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"  # noqa: S608 - constant fragments
+        f" VALUES ({rows.placeholders(rows.KEY_COLUMN_COUNT, 'numeric')})",
+        *rows.key_insert_values(key, _ts),
+    )

@@ -1,0 +1,138 @@
+"""Row ↔ record mapping shared by the backends.
+
+SQLite rows and asyncpg records both index by column name; they differ only
+in how timestamps and booleans come back, which the ``ts`` converter absorbs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from modelgates.models import ApiKey, App, AuthCode, User
+from modelgates.pkce import Method
+from modelgates.windows import Reset, UsageCounters
+
+Row = Mapping[str, Any]
+TimestampIn = Callable[[Any], datetime]
+
+KEY_COLUMNS = (
+    "hash, user_id, app_id, name, label, limit_nanos, limit_reset, expires_at, disabled,"
+    " revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,"
+    " usage_nanos, usage_day_nanos, usage_day_start, usage_week_nanos, usage_week_start,"
+    " usage_month_nanos, usage_month_start"
+)
+CODE_COLUMNS = (
+    "code_hash, user_id, app_id, callback_url, code_challenge, code_challenge_method,"
+    " key_label, limit_nanos, usage_limit_type, key_expires_at, created_at, expires_at,"
+    " used_at, minted_key_hash"
+)
+
+
+def _opt(value: Any, ts: TimestampIn) -> datetime | None:
+    return None if value is None else ts(value)
+
+
+def user_from_row(row: Row, ts: TimestampIn) -> User:
+    return User(
+        id=row["id"],
+        email=row["email"],
+        password_hash=row["password_hash"],
+        workspace_id=row["workspace_id"],
+        created_at=ts(row["created_at"]),
+    )
+
+
+def app_from_row(row: Row, ts: TimestampIn) -> App:
+    return App(
+        id=int(row["id"]), origin=row["origin"], name=row["name"], created_at=ts(row["created_at"])
+    )
+
+
+def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
+    return ApiKey(
+        hash=row["hash"],
+        user_id=row["user_id"],
+        app_id=None if row["app_id"] is None else int(row["app_id"]),
+        name=row["name"],
+        label=row["label"],
+        limit=row["limit_nanos"],
+        limit_reset=cast("Reset | None", row["limit_reset"]),
+        expires_at=_opt(row["expires_at"], ts),
+        disabled=bool(row["disabled"]),
+        revoked_at=_opt(row["revoked_at"], ts),
+        is_management=bool(row["is_management"]),
+        issued_by_code=bool(row["issued_by_code"]),
+        created_at=ts(row["created_at"]),
+        updated_at=_opt(row["updated_at"], ts),
+        last_used_at=_opt(row["last_used_at"], ts),
+        usage=UsageCounters(
+            total=row["usage_nanos"],
+            day=row["usage_day_nanos"],
+            day_start=_opt(row["usage_day_start"], ts),
+            week=row["usage_week_nanos"],
+            week_start=_opt(row["usage_week_start"], ts),
+            month=row["usage_month_nanos"],
+            month_start=_opt(row["usage_month_start"], ts),
+        ),
+    )
+
+
+def code_from_row(row: Row, ts: TimestampIn) -> AuthCode:
+    return AuthCode(
+        code_hash=row["code_hash"],
+        user_id=row["user_id"],
+        app_id=int(row["app_id"]),
+        callback_url=row["callback_url"],
+        code_challenge=row["code_challenge"],
+        code_challenge_method=cast("Method | None", row["code_challenge_method"]),
+        key_label=row["key_label"],
+        limit=row["limit_nanos"],
+        usage_limit_type=cast("Reset | None", row["usage_limit_type"]),
+        key_expires_at=_opt(row["key_expires_at"], ts),
+        created_at=ts(row["created_at"]),
+        expires_at=ts(row["expires_at"]),
+        used_at=_opt(row["used_at"], ts),
+        minted_key_hash=row["minted_key_hash"],
+    )
+
+
+def key_insert_values(key: ApiKey, ts: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """Values for ``INSERT INTO api_keys (KEY_COLUMNS)`` in column order."""
+    u = key.usage
+
+    def opt(value: datetime | None) -> Any:
+        return None if value is None else ts(value)
+
+    return (
+        key.hash, key.user_id, key.app_id, key.name, key.label, key.limit, key.limit_reset,
+        opt(key.expires_at), key.disabled, opt(key.revoked_at), key.is_management,
+        key.issued_by_code, ts(key.created_at), opt(key.updated_at), opt(key.last_used_at),
+        u.total, u.day, opt(u.day_start), u.week, opt(u.week_start), u.month, opt(u.month_start),
+    )  # fmt: skip
+
+
+def code_insert_values(code: AuthCode, ts: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """Values for ``INSERT INTO auth_codes (CODE_COLUMNS)`` in column order."""
+
+    def opt(value: datetime | None) -> Any:
+        return None if value is None else ts(value)
+
+    return (
+        code.code_hash, code.user_id, code.app_id, code.callback_url, code.code_challenge,
+        code.code_challenge_method, code.key_label, code.limit, code.usage_limit_type,
+        opt(code.key_expires_at), ts(code.created_at), ts(code.expires_at), opt(code.used_at),
+        code.minted_key_hash,
+    )  # fmt: skip
+
+
+def placeholders(count: int, style: str) -> str:
+    """``?, ?, ?`` for SQLite or ``$1, $2, $3`` for PostgreSQL."""
+    if style == "qmark":
+        return ", ".join("?" * count)
+    return ", ".join(f"${i}" for i in range(1, count + 1))
+
+
+KEY_COLUMN_COUNT = KEY_COLUMNS.count(",") + 1
+CODE_COLUMN_COUNT = CODE_COLUMNS.count(",") + 1

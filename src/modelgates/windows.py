@@ -1,0 +1,119 @@
+"""UTC usage windows and limit arithmetic, free of I/O.
+
+Windows start at 00:00 UTC (day), Monday 00:00 UTC (week) and the first of
+the calendar month 00:00 UTC (month). A key's per-window counter is stored
+with the start of the window it counts; when the current window has a later
+start the counter reads as zero. That makes resets lazy and exact at the
+boundary: no job has to run, and nothing lags.
+
+Money is kept as integer nano-dollars (1e-9 USD) so that sums are exact and
+``usage == sum(charges)`` holds to the last digit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+Reset = Literal["daily", "weekly", "monthly"]
+RESETS: tuple[Reset, ...] = ("daily", "weekly", "monthly")
+
+NANOS_PER_USD = 1_000_000_000
+MAX_LIMIT_USD = 1_000_000_000.0
+"""Largest accepted limit: keeps nano-dollar sums far inside a signed 64-bit int."""
+
+
+def to_nanos(usd: float) -> int:
+    """USD to integer nano-dollars, rounded to the nearest nano-dollar."""
+    if not math.isfinite(usd):
+        raise ValueError("amount must be finite")
+    return round(usd * NANOS_PER_USD)
+
+
+def to_usd(nanos: int) -> float:
+    """Integer nano-dollars back to USD as the API reports it."""
+    return nanos / NANOS_PER_USD
+
+
+def day_start(now: datetime) -> datetime:
+    """00:00 UTC of ``now``'s UTC day."""
+    utc = now.astimezone(UTC)
+    return utc.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def week_start(now: datetime) -> datetime:
+    """Monday 00:00 UTC of ``now``'s ISO week."""
+    start = day_start(now)
+    return start - timedelta(days=start.weekday())
+
+
+def month_start(now: datetime) -> datetime:
+    """The first of ``now``'s UTC calendar month, 00:00 UTC."""
+    return day_start(now).replace(day=1)
+
+
+def window_start(now: datetime, reset: Reset) -> datetime:
+    """Start of the window of kind ``reset`` that contains ``now``."""
+    if reset == "daily":
+        return day_start(now)
+    if reset == "weekly":
+        return week_start(now)
+    return month_start(now)
+
+
+def next_reset(now: datetime, reset: Reset) -> datetime:
+    """The instant the current ``reset`` window ends (the next one starts)."""
+    start = window_start(now, reset)
+    if reset == "daily":
+        return start + timedelta(days=1)
+    if reset == "weekly":
+        return start + timedelta(days=7)
+    if start.month == 12:
+        return start.replace(year=start.year + 1, month=1)
+    return start.replace(month=start.month + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageCounters:
+    """A key's stored counters, each per-window one tagged with its window start."""
+
+    total: int = 0
+    day: int = 0
+    day_start: datetime | None = None
+    week: int = 0
+    week_start: datetime | None = None
+    month: int = 0
+    month_start: datetime | None = None
+
+    def daily(self, now: datetime) -> int:
+        """Spend in ``now``'s UTC day (zero once the day has rolled)."""
+        return self.day if self.day_start == day_start(now) else 0
+
+    def weekly(self, now: datetime) -> int:
+        """Spend in ``now``'s Monday-based UTC week."""
+        return self.week if self.week_start == week_start(now) else 0
+
+    def monthly(self, now: datetime) -> int:
+        """Spend in ``now``'s UTC calendar month."""
+        return self.month if self.month_start == month_start(now) else 0
+
+    def in_window(self, now: datetime, reset: Reset | None) -> int:
+        """Spend that counts against a limit with reset interval ``reset``."""
+        if reset == "daily":
+            return self.daily(now)
+        if reset == "weekly":
+            return self.weekly(now)
+        if reset == "monthly":
+            return self.monthly(now)
+        return self.total
+
+
+def limit_remaining(
+    limit: int | None, counters: UsageCounters, reset: Reset | None, now: datetime
+) -> int | None:
+    """``limit`` minus spend in the current window, never below zero; ``None`` if unlimited."""
+    if limit is None:
+        return None
+    return max(0, limit - counters.in_window(now, reset))

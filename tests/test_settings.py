@@ -1,0 +1,262 @@
+"""Tests for modelgates.settings (MODELGATES_* environment variables)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from modelgates.settings import DEFAULT_DATABASE_URL, ENV_PREFIX, Settings, SettingsError
+
+
+def test_constants() -> None:
+    assert ENV_PREFIX == "MODELGATES_"
+    assert DEFAULT_DATABASE_URL == "sqlite:///modelgates.db"
+    assert issubclass(SettingsError, ValueError)
+
+
+def test_defaults_with_empty_mapping() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite:///modelgates.db"
+    assert settings.code_ttl_seconds == 600
+    assert settings.pkce_policy == "compatible"
+    assert settings.allow_loopback_callbacks is False
+    assert settings.log_level == "info"
+    assert settings.public_url is None
+    assert settings.max_body_bytes == 65536
+    assert settings.used_code_retention_seconds == 86_400
+    assert settings == Settings()
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    env = {
+        "PATH": "/usr/bin",
+        "MODELGATES_UNKNOWN": "whatever",
+        "CODE_TTL_SECONDS": "5",
+        "modelgates_code_ttl_seconds": "5",
+    }
+    assert Settings.from_env(env) == Settings()
+
+
+def test_reads_os_environ_when_no_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    for field in dataclasses.fields(Settings):
+        monkeypatch.delenv(ENV_PREFIX + field.name.upper(), raising=False)
+    monkeypatch.setenv("MODELGATES_CODE_TTL_SECONDS", "123")
+    assert Settings.from_env().code_ttl_seconds == 123
+
+
+# --- each variable -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///relative.db",
+        "sqlite:////var/lib/modelgates/db.sqlite",
+        "postgresql://user:pw@db.example.com:5432/modelgates",
+        "postgres://user@localhost/modelgates",
+    ],
+)
+def test_database_url(url: str) -> None:
+    assert Settings.from_env({"MODELGATES_DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(("raw", "value"), [("1", 1), ("60", 60), ("3600", 3600)])
+def test_code_ttl_seconds(raw: str, value: int) -> None:
+    settings = Settings.from_env({"MODELGATES_CODE_TTL_SECONDS": raw})
+    assert settings.code_ttl_seconds == value
+    assert isinstance(settings.code_ttl_seconds, int)
+
+
+@pytest.mark.parametrize("policy", ["compatible", "s256"])
+def test_pkce_policy(policy: str) -> None:
+    assert Settings.from_env({"MODELGATES_PKCE_POLICY": policy}).pkce_policy == policy
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [("true", True), ("false", False), ("True", True), ("FALSE", False), ("1", True), ("0", False)],
+)
+def test_allow_loopback_callbacks(raw: str, value: bool) -> None:
+    settings = Settings.from_env({"MODELGATES_ALLOW_LOOPBACK_CALLBACKS": raw})
+    assert settings.allow_loopback_callbacks is value
+
+
+def test_allow_loopback_callbacks_true() -> None:
+    settings = Settings.from_env({"MODELGATES_ALLOW_LOOPBACK_CALLBACKS": "true"})
+    assert settings.allow_loopback_callbacks is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [("debug", "debug"), ("info", "info"), ("warning", "warning"), ("error", "error")],
+)
+def test_log_level(raw: str, value: str) -> None:
+    assert Settings.from_env({"MODELGATES_LOG_LEVEL": raw}).log_level == value
+
+
+def test_log_level_is_case_insensitive() -> None:
+    assert Settings.from_env({"MODELGATES_LOG_LEVEL": "DEBUG"}).log_level == "debug"
+    assert Settings.from_env({"MODELGATES_LOG_LEVEL": "Warning"}).log_level == "warning"
+
+
+def test_public_url() -> None:
+    env = {"MODELGATES_PUBLIC_URL": "https://gw.example.com"}
+    assert Settings.from_env(env).public_url == "https://gw.example.com"
+
+
+def test_max_body_bytes() -> None:
+    assert Settings.from_env({"MODELGATES_MAX_BODY_BYTES": "1024"}).max_body_bytes == 1024
+    assert Settings.from_env({"MODELGATES_MAX_BODY_BYTES": "1048576"}).max_body_bytes == 1048576
+
+
+def test_used_code_retention_seconds() -> None:
+    env = {"MODELGATES_USED_CODE_RETENTION_SECONDS": "0"}
+    assert Settings.from_env(env).used_code_retention_seconds == 0
+    env = {"MODELGATES_USED_CODE_RETENTION_SECONDS": "3600"}
+    assert Settings.from_env(env).used_code_retention_seconds == 3600
+
+
+def test_all_variables_together() -> None:
+    env = {
+        "MODELGATES_DATABASE_URL": "postgresql://u@h/db",
+        "MODELGATES_CODE_TTL_SECONDS": "120",
+        "MODELGATES_PKCE_POLICY": "s256",
+        "MODELGATES_ALLOW_LOOPBACK_CALLBACKS": "true",
+        "MODELGATES_LOG_LEVEL": "warning",
+        "MODELGATES_PUBLIC_URL": "https://gw.example.com",
+        "MODELGATES_MAX_BODY_BYTES": "2048",
+        "MODELGATES_USED_CODE_RETENTION_SECONDS": "60",
+    }
+    assert Settings.from_env(env) == Settings(
+        database_url="postgresql://u@h/db",
+        code_ttl_seconds=120,
+        pkce_policy="s256",
+        allow_loopback_callbacks=True,
+        log_level="warning",
+        public_url="https://gw.example.com",
+        max_body_bytes=2048,
+        used_code_retention_seconds=60,
+    )
+
+
+def test_every_field_has_an_environment_variable() -> None:
+    # a non-default value for each field must be picked up from MODELGATES_<NAME>
+    env = {
+        "MODELGATES_DATABASE_URL": "sqlite:///other.db",
+        "MODELGATES_CODE_TTL_SECONDS": "7",
+        "MODELGATES_PKCE_POLICY": "s256",
+        "MODELGATES_ALLOW_LOOPBACK_CALLBACKS": "true",
+        "MODELGATES_LOG_LEVEL": "error",
+        "MODELGATES_PUBLIC_URL": "https://x.example",
+        "MODELGATES_MAX_BODY_BYTES": "4096",
+        "MODELGATES_USED_CODE_RETENTION_SECONDS": "9",
+    }
+    names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
+    assert names == set(env)
+    settings = Settings.from_env(env)
+    defaults = Settings()
+    for field in dataclasses.fields(Settings):
+        assert getattr(settings, field.name) != getattr(defaults, field.name), field.name
+
+
+# --- bad values ----------------------------------------------------------------
+
+
+def test_non_integer_ttl_names_the_variable() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"MODELGATES_CODE_TTL_SECONDS": "abc"})
+    message = str(info.value)
+    assert "MODELGATES_CODE_TTL_SECONDS" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MODELGATES_CODE_TTL_SECONDS", "abc"),
+        ("MODELGATES_CODE_TTL_SECONDS", ""),
+        ("MODELGATES_CODE_TTL_SECONDS", "60.5"),
+        ("MODELGATES_MAX_BODY_BYTES", "lots"),
+        ("MODELGATES_USED_CODE_RETENTION_SECONDS", "a day"),
+        ("MODELGATES_ALLOW_LOOPBACK_CALLBACKS", "yes please"),
+        ("MODELGATES_PKCE_POLICY", "bogus"),
+        ("MODELGATES_LOG_LEVEL", "trace"),
+    ],
+)
+def test_unparsable_value_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("policy", ["bogus", "S256", "plain", "", "none"])
+def test_bad_pkce_policy_rejected(policy: str) -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_PKCE_POLICY"):
+        Settings.from_env({"MODELGATES_PKCE_POLICY": policy})
+
+
+@pytest.mark.parametrize("ttl", ["0", "-1", "-600", "3601", "99999999999999999999999"])
+def test_out_of_range_ttl_rejected(ttl: str) -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_CODE_TTL_SECONDS"):
+        Settings.from_env({"MODELGATES_CODE_TTL_SECONDS": ttl})
+
+
+def test_small_body_limit_rejected() -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_MAX_BODY_BYTES"):
+        Settings.from_env({"MODELGATES_MAX_BODY_BYTES": "1023"})
+
+
+def test_negative_retention_rejected() -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_USED_CODE_RETENTION_SECONDS"):
+        Settings.from_env({"MODELGATES_USED_CODE_RETENTION_SECONDS": "-1"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u@h/db",
+        "http://example.com/db",
+        "modelgates.db",
+        "",
+        "file:///tmp/x.db",
+        "postgresql+asyncpg://u@h/db",
+    ],
+)
+def test_unsupported_database_url_rejected(url: str) -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_DATABASE_URL"):
+        Settings.from_env({"MODELGATES_DATABASE_URL": url})
+
+
+def test_database_url_without_scheme_separator_rejected() -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_DATABASE_URL"):
+        Settings.from_env({"MODELGATES_DATABASE_URL": "sqlite"})
+
+
+# --- direct construction and overrides -------------------------------------------
+
+
+def test_check_rejects_bad_direct_values() -> None:
+    with pytest.raises(SettingsError, match="CODE_TTL_SECONDS"):
+        Settings(code_ttl_seconds=0).check()
+    Settings().check()  # defaults are valid
+
+
+def test_with_overrides() -> None:
+    base = Settings()
+    changed = base.with_overrides(code_ttl_seconds=30, allow_loopback_callbacks=True)
+    assert changed.code_ttl_seconds == 30
+    assert changed.allow_loopback_callbacks is True
+    assert base.code_ttl_seconds == 600  # original untouched
+
+
+def test_with_overrides_checks() -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_DATABASE_URL"):
+        Settings().with_overrides(database_url="mysql://x")
+    with pytest.raises(SettingsError, match="MODELGATES_CODE_TTL_SECONDS"):
+        Settings().with_overrides(code_ttl_seconds=-5)
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.code_ttl_seconds = 5  # type: ignore[misc]
