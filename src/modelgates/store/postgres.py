@@ -148,7 +148,7 @@ class PostgresStore:
             if code.code_challenge is not None:
                 await conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                    f"{code.user_id}\x00{code.code_challenge}",
+                    f"{code.user_id}:{code.code_challenge}",
                 )
                 clash = await conn.fetchval(
                     "SELECT 1 FROM auth_codes WHERE user_id = $1 AND code_challenge = $2"

@@ -1,0 +1,94 @@
+"""Shared fixtures: stores on SQLite and PostgreSQL, services, an in-process client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelgates.app import build_app
+from modelgates.container import Services
+from modelgates.models import User
+from modelgates.settings import Settings
+from modelgates.store import Store, open_store
+from tests.support.clock import FakeClock
+from tests.support.postgres import fresh_database
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'modelgates.db'}"
+    else:
+        async with fresh_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(database_url)
+    await opened.migrate()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def services(settings: Settings, store: Store, clock: FakeClock) -> Services:
+    return Services.build(settings, store, clock=clock)
+
+
+@dataclass
+class Account:
+    """A user with a personal key, as an app developer would have."""
+
+    user: User
+    key: str
+    password: str = "correct horse battery"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def make_account(services: Services, email: str = "ada@example.com") -> Account:
+    account = Account(user=None, key="")  # type: ignore[arg-type]
+    account.user = await services.users.create(email, account.password)
+    account.key = (await services.keys.create(account.user, name="personal")).secret
+    return account
+
+
+@pytest.fixture
+async def account(services: Services) -> Account:
+    return await make_account(services)
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, store: Store, clock: FakeClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process (lifespan run, store shared)."""
+    app = build_app(settings, store=store, clock=clock)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+    ):
+        yield http
