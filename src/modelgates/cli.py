@@ -86,7 +86,7 @@ def database_option(command: Callable[P, T]) -> Callable[P, T]:
         help="sqlite:///path.db or postgresql://user@host/db "
         f"(default: ${ENV_PREFIX}DATABASE_URL, else sqlite:///modelgates.db).",
     )(command)
-    return functools.wraps(command)(decorated)  # type: ignore[return-value]
+    return functools.wraps(command)(decorated)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

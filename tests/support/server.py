@@ -39,7 +39,10 @@ class RunningServer:
 
 
 def modelgates(
-    *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the ``modelgates`` CLI (as ``python -m modelgates``) and capture its output."""
     return subprocess.run(
@@ -66,12 +69,21 @@ def serve(
     port = free_port()
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        process = subprocess.Popen(
             [
-                sys.executable, "-m", "modelgates", "serve",
-                "--host", "127.0.0.1", "--port", str(port),
-                "--workers", str(workers), "--database-url", database_url,
-            ],  # fmt: skip
+                sys.executable,
+                "-m",
+                "modelgates",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--database-url",
+                database_url,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

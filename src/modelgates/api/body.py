@@ -38,7 +38,9 @@ def is_json_content_type(content_type: str | None) -> bool:
     if not content_type:
         return True
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

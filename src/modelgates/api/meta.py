@@ -45,9 +45,7 @@ async def authorization_server_metadata(request: Request) -> Response:
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code"],
             "token_endpoint_auth_methods_supported": ["none"],
-            "code_challenge_methods_supported": ["S256"]
-            if policy == "s256"
-            else ["S256", "plain"],
+            "code_challenge_methods_supported": ["S256"] if policy == "s256" else ["S256", "plain"],
         }
     )
 

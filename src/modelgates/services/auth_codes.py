@@ -25,17 +25,14 @@ from modelgates.windows import Reset
 APP_KEYS_CANNOT_MINT = "Keys issued to an app cannot create authorization codes"
 CHALLENGE_IN_USE = "code_challenge is already bound to a live authorization code"
 
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def parse_rfc3339(text: str, *, field: str) -> datetime:
     """An RFC 3339 date-time that names its offset (``Z`` or ``±hh:mm``)."""
     if not _RFC3339.fullmatch(text):
         raise BadRequest(
-            f"{field} must be an RFC 3339 date-time with a time zone, "
-            "like 2026-12-31T23:59:59Z",
+            f"{field} must be an RFC 3339 date-time with a time zone, like 2026-12-31T23:59:59Z",
             field=field,
         )
     try:

@@ -116,6 +116,4 @@ class ExchangeService:
         if not verifier_proves(record, verifier):
             return
         revoked = await self._store.revoke_key_minted_by(record.code_hash, self._clock())
-        log.warning(
-            "authorization code replayed with a valid verifier; revoked key %s", revoked
-        )
+        log.warning("authorization code replayed with a valid verifier; revoked key %s", revoked)

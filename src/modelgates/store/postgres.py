@@ -116,7 +116,7 @@ class PostgresStore:
 
     async def get_key(self, key_hash: str) -> ApiKey | None:
         row = await self._one(
-            f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = $1",  # noqa: S608
+            f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = $1",
             key_hash,
         )
         return None if row is None else rows.key_from_row(row, _ts)
@@ -126,7 +126,7 @@ class PostgresStore:
     ) -> list[ApiKey]:
         async with self._pool.acquire() as conn:
             found = await conn.fetch(
-                f"SELECT {rows.KEY_COLUMNS} FROM api_keys"  # noqa: S608 - constant fragments
+                f"SELECT {rows.KEY_COLUMNS} FROM api_keys"
                 " WHERE user_id = $1 AND revoked_at IS NULL AND ($2 OR NOT disabled)"
                 " ORDER BY created_at DESC, hash LIMIT $3 OFFSET $4",
                 user_id, include_disabled, limit, offset,
@@ -158,14 +158,14 @@ class PostgresStore:
                 if clash is not None:
                     raise ChallengeInUse(code.code_challenge)
             await conn.execute(
-                f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"  # noqa: S608
+                f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"
                 f" VALUES ({rows.placeholders(rows.CODE_COLUMN_COUNT, 'numeric')})",
                 *rows.code_insert_values(code, _ts),
             )
 
     async def get_code(self, code_hash: str) -> AuthCode | None:
         row = await self._one(
-            f"SELECT {rows.CODE_COLUMNS} FROM auth_codes WHERE code_hash = $1",  # noqa: S608
+            f"SELECT {rows.CODE_COLUMNS} FROM auth_codes WHERE code_hash = $1",
             code_hash,
         )
         return None if row is None else rows.code_from_row(row, _ts)
@@ -201,7 +201,7 @@ class PostgresStore:
 
 async def _insert_key(conn: Any, key: ApiKey) -> None:
     await conn.execute(
-        f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"  # noqa: S608 - constant fragments
+        f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"
         f" VALUES ({rows.placeholders(rows.KEY_COLUMN_COUNT, 'numeric')})",
         *rows.key_insert_values(key, _ts),
     )

@@ -6,15 +6,21 @@ in how timestamps and booleans come back, which the ``ts`` converter absorbs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from modelgates.models import ApiKey, App, AuthCode, User
 from modelgates.pkce import Method
 from modelgates.windows import Reset, UsageCounters
 
-Row = Mapping[str, Any]
+
+class Row(Protocol):
+    """What both ``sqlite3.Row`` and ``asyncpg.Record`` offer: lookup by column name."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
 TimestampIn = Callable[[Any], datetime]
 
 KEY_COLUMNS = (

@@ -185,7 +185,7 @@ class SqliteStore:
     ) -> list[ApiKey]:
         disabled_filter = "" if include_disabled else " AND disabled = 0"
         found = self._reader.execute(
-            f"SELECT {rows.KEY_COLUMNS} FROM api_keys"  # noqa: S608 - constant fragments
+            f"SELECT {rows.KEY_COLUMNS} FROM api_keys"
             f" WHERE user_id = ? AND revoked_at IS NULL{disabled_filter}"
             " ORDER BY created_at DESC, hash LIMIT ? OFFSET ?",
             (user_id, limit, offset),
@@ -215,7 +215,7 @@ class SqliteStore:
                 if clash is not None:
                     raise ChallengeInUse(code.code_challenge)
             conn.execute(
-                f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"  # noqa: S608
+                f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"
                 f" VALUES ({rows.placeholders(rows.CODE_COLUMN_COUNT, 'qmark')})",
                 rows.code_insert_values(code, iso),
             )
@@ -245,7 +245,8 @@ class SqliteStore:
     async def revoke_key_minted_by(self, code_hash: str, now: datetime) -> str | None:
         def revoke(conn: sqlite3.Connection) -> str | None:
             row = conn.execute(
-                "SELECT minted_key_hash FROM auth_codes WHERE code_hash = ? AND used_at IS NOT NULL",
+                "SELECT minted_key_hash FROM auth_codes"
+                " WHERE code_hash = ? AND used_at IS NOT NULL",
                 (code_hash,),
             ).fetchone()
             if row is None or row["minted_key_hash"] is None:
@@ -263,7 +264,7 @@ class SqliteStore:
 
 def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:
     conn.execute(
-        f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"  # noqa: S608 - constant fragments
+        f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"
         f" VALUES ({rows.placeholders(rows.KEY_COLUMN_COUNT, 'qmark')})",
         rows.key_insert_values(key, iso),
     )
