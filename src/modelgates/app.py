@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -71,16 +72,25 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+def database_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean the database failed us, not that the request was bad."""
+    import asyncpg
+
+    return (StoreError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
 async def _on_store_error(request: Request, exc: Exception) -> Response:
-    log.error("database error (request %s)", _request_id(request), exc_info=exc)
+    log.error("database error (request %s): %r", _request_id(request), exc)
     body = error_body(503, "Service Unavailable", _with_request_id(None, request))
     return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    # The trace is logged by the server; the client gets only a request id.
-    body = error_body(500, "Internal Server Error", _with_request_id(None, request))
-    return JSONResponse(body, status_code=500)
+    # The trace is logged by the server; the client gets only a request id. This
+    # handler runs outside the other middleware, so it sets the id header itself.
+    request_id = _request_id(request)
+    body = error_body(500, "Internal Server Error", {"request_id": request_id})
+    return JSONResponse(body, status_code=500, headers={"X-Request-Id": request_id})
 
 
 class RequestIdMiddleware:
@@ -154,7 +164,7 @@ def build_app(
         exception_handlers={
             ModelGatesError: _on_modelgates_error,
             HTTPException: _on_http_exception,
-            StoreError: _on_store_error,
+            **dict.fromkeys(database_errors(), _on_store_error),
             Exception: _on_unexpected,
         },
     )

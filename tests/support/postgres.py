@@ -8,6 +8,7 @@ databases from (default: the local ``postgres`` user over TCP). Under CI
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -17,6 +18,9 @@ from functools import cache
 
 import asyncpg
 import pytest
+
+from modelgates.store import open_store
+from modelgates.store.base import migration_files
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -61,14 +65,42 @@ def database_url(name: str) -> str:
     return f"{base}/{name}"
 
 
+def _template_name() -> str:
+    """A template per migration set, so a changed migration gets a new template."""
+    digest = hashlib.sha256()
+    for path in migration_files("postgres"):
+        digest.update(path.name.encode() + path.read_bytes())
+    return "mgtemplate_" + digest.hexdigest()[:12]
+
+
+async def _ensure_template(admin: asyncpg.Connection) -> str:
+    """Create (once, under an advisory lock) a migrated database to clone from."""
+    name = _template_name()
+    await admin.execute("SELECT pg_advisory_lock(hashtext($1))", name)
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            store = await open_store(database_url(name))
+            try:
+                await store.migrate()
+            finally:
+                await store.close()
+    finally:
+        await admin.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+    return name
+
+
 @asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """Create an empty database, yield its URL, drop it afterwards."""
+async def fresh_database(*, migrated: bool = False) -> AsyncIterator[str]:
+    """Create a database (empty, or already migrated by cloning a template), yield its
+    URL, drop it afterwards."""
     require_postgres()
     name = "mgtest_" + secrets.token_hex(6)
     admin = await asyncpg.connect(admin_url())
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        template = f' TEMPLATE "{await _ensure_template(admin)}"' if migrated else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{template}')
     finally:
         await admin.close()
     try:
