@@ -1,7 +1,7 @@
 """Errors that carry their own HTTP status and message.
 
 Every failure a client can cause is one of these; the API renders them all
-through :func:`modelgates.api.responses.error_response` into OpenRouter's
+through the handlers in :mod:`modelgates.app` into OpenRouter's
 envelope ``{"error": {"code", "message", "metadata"}, "user_id"}``::
 
     ModelGatesError            status + message (+ metadata)

@@ -7,8 +7,6 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
-from modelgates.errors import ModelGatesError
-
 _encoder = msgspec.json.Encoder()
 
 
@@ -29,14 +27,3 @@ def error_body(
         "error": {"code": status, "message": message, "metadata": metadata},
         "user_id": user_id,
     }
-
-
-def error_response(
-    error: ModelGatesError, *, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """Render a :class:`ModelGatesError` with HTTP status equal to ``error.code``."""
-    return JSONResponse(
-        error_body(error.status, error.message, error.metadata),
-        status_code=error.status,
-        headers=headers,
-    )
