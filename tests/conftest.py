@@ -42,7 +42,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(database_url)
+    opened = await open_store(database_url, pool_size=4)
     await opened.migrate()
     try:
         yield opened

@@ -151,6 +151,7 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_PUBLIC_URL": "https://x.example",
         "MODELGATES_MAX_BODY_BYTES": "4096",
         "MODELGATES_USED_CODE_RETENTION_SECONDS": "9",
+        "MODELGATES_DATABASE_POOL_SIZE": "3",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)

@@ -148,7 +148,11 @@ def build_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = store is None
-        active = store if store is not None else await open_store(settings.database_url)
+        active = (
+            store
+            if store is not None
+            else await open_store(settings.database_url, pool_size=settings.database_pool_size)
+        )
         try:
             if owned:
                 await active.migrate()

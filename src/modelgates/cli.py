@@ -57,7 +57,7 @@ def _run(
     settings = _settings(database_url)
 
     async def main() -> T:
-        store = await open_store(settings.database_url)
+        store = await open_store(settings.database_url, pool_size=settings.database_pool_size)
         try:
             if migrate:
                 await store.migrate()

@@ -34,6 +34,7 @@ class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
     public_url: str | None = None
     max_body_bytes: int = 64 * 1024
     used_code_retention_seconds: int = 86_400
+    database_pool_size: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     used_code_retention_seconds: int = 86_400
     """How long consumed codes are kept so that a replay can still be detected."""
+    database_pool_size: int = 10
+    """PostgreSQL connections per server process (SQLite ignores it)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +87,8 @@ class Settings:
             raise SettingsError(
                 f"{ENV_PREFIX}USED_CODE_RETENTION_SECONDS must be between 0 and 30 days"
             )
+        if not 1 <= self.database_pool_size <= 100:
+            raise SettingsError(f"{ENV_PREFIX}DATABASE_POOL_SIZE must be between 1 and 100")
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(
                 f"{ENV_PREFIX}DATABASE_URL must start with sqlite:/// or postgresql://"

@@ -86,7 +86,7 @@ def serve(
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "MODELGATES_DATABASE_POOL_SIZE": "4", **(env or {})},
             cwd=workdir,
         )
     server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
