@@ -14,7 +14,6 @@ import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -32,10 +31,8 @@ from modelgates.app import routes
 from modelgates.models import ApiKey, User
 from modelgates.services.keys import current_key_data
 from modelgates.windows import NANOS_PER_USD, UsageCounters, day_start, month_start, week_start
+from tests.support.spec import SHARED_SPEC, founding_spec
 
-FOUNDING_SPEC = (
-    Path(__file__).resolve().parents[2] / "shared" / "api" / "create-auth-keys-code.openapi.yaml"
-)
 FOUNDING_PATH = "/auth/keys/code"
 FOUNDING_OPERATION_ID = "create-auth-keys-code"
 
@@ -74,10 +71,14 @@ DOC = load_document()
 
 @pytest.fixture
 def founding() -> dict[str, Any]:
-    if not FOUNDING_SPEC.is_file():
-        pytest.skip(f"founding spec not found at {FOUNDING_SPEC} (the shared/ checkout is absent)")
-    spec: dict[str, Any] = yaml.safe_load(FOUNDING_SPEC.read_text("utf-8"))
-    return spec
+    return founding_spec()
+
+
+def test_vendored_founding_spec_matches_the_shared_one() -> None:
+    """``spec/`` keeps a copy of the founding spec so the tests need nothing outside the repo."""
+    if not SHARED_SPEC.is_file():
+        pytest.skip(f"no shared copy of the founding spec at {SHARED_SPEC}")
+    assert yaml.safe_load(SHARED_SPEC.read_text("utf-8")) == founding_spec()
 
 
 # --- helpers ---------------------------------------------------------------
