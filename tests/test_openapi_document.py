@@ -25,11 +25,12 @@ from referencing.jsonschema import DRAFT202012
 from starlette.routing import Route
 
 from modelgates.api.auth_keys import CreateCodeBody, ExchangeBody
+from modelgates.api.management import CreateKeyBody, UpdateKeyBody
 from modelgates.api.meta import openapi_document
 from modelgates.api.responses import error_body
 from modelgates.app import routes
 from modelgates.models import ApiKey, User
-from modelgates.services.keys import current_key_data
+from modelgates.services.keys import current_key_data, key_object
 from modelgates.windows import NANOS_PER_USD, UsageCounters, day_start, month_start, week_start
 from tests.support.spec import SHARED_SPEC, founding_spec
 
@@ -299,7 +300,7 @@ def test_every_operation_lists_its_error_statuses() -> None:
         if operation["security"]:
             assert operation["security"] == [{"apiKey": []}], where
             assert "401" in statuses, where
-        for status in statuses - {"200"}:
+        for status in statuses - {"200", "201"}:
             response = deref(operation["responses"][status])
             schema = deref(response["content"]["application/json"]["schema"])
             assert schema["title"].removesuffix("Response") in ALL_ERROR_ENVELOPES, where
@@ -309,7 +310,7 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
     needs_bearer = {
         path for path, _, operation in operations(DOC) if operation["security"] == [{"apiKey": []}]
     }
-    assert needs_bearer == {"/auth/keys/code", "/key", "/auth/key"}
+    assert needs_bearer == {"/auth/keys/code", "/key", "/auth/key", "/keys", "/keys/{hash}"}
 
 
 def test_new_error_envelopes_share_the_founding_shape() -> None:
@@ -399,6 +400,59 @@ def test_current_key_schema_describes_current_key_data() -> None:
         if data["effective_budget"] is not None:
             budget = DOC["components"]["schemas"]["KeyBudget"]
             assert set(data["effective_budget"]) == set(budget["required"])
+
+
+MANAGEMENT_OPERATIONS = {
+    ("/keys", "get"): ("list-api-keys", {"200", "400", "401", "403", "500", "503"}),
+    ("/keys", "post"): ("create-keys", {"201", "400", "401", "403", "500", "503"}),
+    ("/keys/{hash}", "get"): ("get-key", {"200", "401", "403", "404", "500", "503"}),
+    ("/keys/{hash}", "patch"): ("update-keys", {"200", "400", "401", "403", "404", "500", "503"}),
+    ("/keys/{hash}", "delete"): ("delete-keys", {"200", "401", "403", "404", "500", "503"}),
+}
+
+
+def test_management_operations() -> None:
+    for (path, method), (operation_id, statuses) in MANAGEMENT_OPERATIONS.items():
+        operation = DOC["paths"][path][method]
+        assert operation["operationId"] == operation_id, path
+        assert operation["tags"] == ["subpackage_apiKeys"], path
+        assert operation["security"] == [{"apiKey": []}], path
+        assert set(operation["responses"]) == statuses, (path, method)
+    assert set(DOC["paths"]["/keys"]) == {"get", "post"}
+    assert set(DOC["paths"]["/keys/{hash}"]) == {"get", "patch", "delete"}
+
+
+def test_management_request_bodies_list_exactly_the_decoded_fields() -> None:
+    schemas = DOC["components"]["schemas"]
+    assert set(schemas["KeysPostRequestBody"]["properties"]) == set(CreateKeyBody.__struct_fields__)
+    assert schemas["KeysPostRequestBody"]["required"] == ["name"]
+    assert set(schemas["KeysHashPatchRequestBody"]["properties"]) == set(
+        UpdateKeyBody.__struct_fields__
+    )
+
+
+def test_key_schema_describes_key_object() -> None:
+    schema = DOC["components"]["schemas"]["Key"]
+    one = component_validator("ApiKeys_getKey_Response_200")
+    listed = component_validator("ApiKeys_listApiKeys_Response_200")
+    created = component_validator("ApiKeys_createKeys_Response_201")
+    objects = [key_object(key, user, NOW) for key, user in sample_keys()]
+    objects.append(
+        key_object(
+            dataclasses.replace(
+                sample_keys()[0][0], disabled=True, updated_at=NOW, last_used_at=NOW
+            ),
+            None,
+            NOW,
+        )
+    )
+    for data in objects:
+        assert set(data) == set(schema["properties"]) == set(schema["required"])
+        one.validate({"data": data})
+        created.validate({"data": data, "key": "sk-mg-v1-" + "0" * 64})
+    listed.validate({"data": objects})
+    listed.validate({"data": []})
+    component_validator("ApiKeys_deleteKeys_Response_200").validate({"deleted": True})
 
 
 def test_current_key_routes_answer_alike() -> None:

@@ -443,6 +443,38 @@ async def test_revoke_unknown_key_is_false(store: Store, now: datetime) -> None:
     assert await store.revoke_key(new_hash(), now) is False
 
 
+async def test_update_key_sets_only_the_given_fields(store: Store, now: datetime) -> None:
+    user = await add_user(store, now)
+    key = make_key(user, now, limit=5 * 10**9, limit_reset="monthly")
+    await store.create_key(key)
+    later = now + timedelta(minutes=5)
+
+    renamed = await store.update_key(key.hash, later, name="renamed")
+    assert renamed == replace(key, name="renamed", updated_at=later)
+    assert_utc(renamed.updated_at)
+    assert await store.get_key(key.hash) == renamed
+
+    changed = await store.update_key(key.hash, later, disabled=True, limit=None, limit_reset=None)
+    assert changed == replace(renamed, disabled=True, limit=None, limit_reset=None)
+
+    again = await store.update_key(key.hash, later, limit=7, limit_reset="daily", disabled=False)
+    assert again == replace(changed, disabled=False, limit=7, limit_reset="daily")
+
+    touched = await store.update_key(key.hash, later + timedelta(minutes=1))
+    assert touched == replace(again, updated_at=later + timedelta(minutes=1))
+
+
+async def test_update_unknown_or_revoked_key_is_none(store: Store, now: datetime) -> None:
+    assert await store.update_key(new_hash(), now, name="x") is None
+    user = await add_user(store, now)
+    key = make_key(user, now)
+    await store.create_key(key)
+    await store.revoke_key(key.hash, now)
+    assert await store.update_key(key.hash, now, name="x") is None
+    found = await store.get_key(key.hash)
+    assert found is not None and found.name == key.name
+
+
 # --- codes: create / get ---------------------------------------------------
 
 

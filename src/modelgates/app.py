@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelgates.api import auth_keys, keys, meta
+from modelgates.api import auth_keys, keys, management, meta
 from modelgates.api.responses import JSONResponse, error_body
 from modelgates.container import Services
 from modelgates.errors import ModelGatesError, StoreError
@@ -40,6 +40,11 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/auth/keys", auth_keys.exchange_code, methods=["POST"]),
         Route(f"{API}/key", keys.current_key, methods=["GET"]),
         Route(f"{API}/auth/key", keys.current_key, methods=["GET"]),
+        Route(f"{API}/keys", management.list_keys, methods=["GET"]),
+        Route(f"{API}/keys", management.create_key, methods=["POST"]),
+        Route(f"{API}/keys/{{hash}}", management.get_key, methods=["GET"]),
+        Route(f"{API}/keys/{{hash}}", management.update_key, methods=["PATCH"]),
+        Route(f"{API}/keys/{{hash}}", management.delete_key, methods=["DELETE"]),
         Route(f"{API}/openapi.json", meta.openapi_json, methods=["GET"]),
         Route(
             "/.well-known/oauth-authorization-server",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from msgspec import UNSET, UnsetType
+
 from modelgates import tokens
-from modelgates.errors import BadRequest, NotFound, Unauthorized
+from modelgates.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from modelgates.models import ApiKey, User
 from modelgates.services import Clock, system_clock
 from modelgates.store import Store
@@ -28,6 +31,11 @@ INVALID_KEY = "Invalid API key"
 KEY_EXPIRED = "Key expired"
 KEY_DISABLED = "Key disabled"
 KEY_REVOKED = "Key revoked"
+MANAGEMENT_ONLY = "Only management keys can perform this operation"
+RESOURCE_NOT_FOUND = "Resource not found"
+PAGE_SIZE = 100
+
+_KEY_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def check_limit(limit: float | None, *, field: str = "limit") -> int | None:
@@ -151,6 +159,75 @@ class KeyService:
             raise Unauthorized(KEY_EXPIRED)
         return key
 
+    async def authenticate_management(self, authorization: str | None) -> ApiKey:
+        """Like :meth:`authenticate`, then 403 unless the key is a management key."""
+        key = await self.authenticate(authorization)
+        if not key.is_management:
+            raise Forbidden(MANAGEMENT_ONLY)
+        return key
+
+    async def get_owned(self, caller: ApiKey, key_hash: str) -> ApiKey:
+        """The unrevoked key ``key_hash`` of the caller's user; 404 for anything else
+        (malformed, unknown, revoked, or another user's: all look alike)."""
+        if not _KEY_HASH.fullmatch(key_hash):
+            raise NotFound(RESOURCE_NOT_FOUND)
+        key = await self._store.get_key(key_hash)
+        if key is None or key.revoked_at is not None or key.user_id != caller.user_id:
+            raise NotFound(RESOURCE_NOT_FOUND)
+        return key
+
+    async def list_page(
+        self, caller: ApiKey, *, offset: int = 0, include_disabled: bool = False
+    ) -> list[ApiKey]:
+        """One page (``PAGE_SIZE``) of the caller's user's unrevoked keys, newest first."""
+        return await self._store.list_keys(
+            caller.user_id, include_disabled=include_disabled, offset=offset, limit=PAGE_SIZE
+        )
+
+    async def update_owned(
+        self,
+        caller: ApiKey,
+        key_hash: str,
+        *,
+        name: str | UnsetType = UNSET,
+        disabled: bool | UnsetType = UNSET,
+        limit_usd: float | UnsetType | None = UNSET,
+        limit_reset: Reset | UnsetType | None = UNSET,
+    ) -> ApiKey:
+        """Change the given fields of one of the caller's user's keys.
+
+        A limit cleared to ``null`` clears its reset interval too; setting a reset
+        interval while the resulting limit is ``null`` is a 400.
+        """
+        checked_name: str | UnsetType = UNSET
+        if not isinstance(name, UnsetType):
+            checked_name = check_label(name, field="name") or ""
+        nanos = UNSET if isinstance(limit_usd, UnsetType) else check_limit(limit_usd)
+        key = await self.get_owned(caller, key_hash)
+        resulting_limit = key.limit if isinstance(nanos, UnsetType) else nanos
+        if resulting_limit is None:
+            if not isinstance(limit_reset, UnsetType) and limit_reset is not None:
+                raise BadRequest("limit_reset requires a limit", field="limit_reset")
+            if key.limit_reset is not None:
+                limit_reset = None
+        updated = await self._store.update_key(
+            key.hash,
+            self._clock(),
+            name=checked_name,
+            disabled=disabled,
+            limit=nanos,
+            limit_reset=limit_reset,
+        )
+        if updated is None or updated.user_id != caller.user_id:
+            raise NotFound(RESOURCE_NOT_FOUND)
+        return updated
+
+    async def revoke_owned(self, caller: ApiKey, key_hash: str) -> None:
+        """Revoke one of the caller's user's keys for good; 404 as :meth:`get_owned`."""
+        key = await self.get_owned(caller, key_hash)
+        if not await self._store.revoke_key(key.hash, self._clock()):
+            raise NotFound(RESOURCE_NOT_FOUND)
+
     async def list_for(self, user: User, *, include_disabled: bool = True) -> list[ApiKey]:
         """All of the user's unrevoked keys, newest first (pages of 100 internally)."""
         found: list[ApiKey] = []
@@ -212,6 +289,25 @@ def usage_fields(key: ApiKey, now: datetime) -> dict[str, Any]:
         "byok_usage_daily": 0.0,
         "byok_usage_weekly": 0.0,
         "byok_usage_monthly": 0.0,
+    }
+
+
+def key_object(key: ApiKey, user: User | None, now: datetime) -> dict[str, Any]:
+    """OpenRouter's management ``Key`` object for ``key`` at ``now`` (plus ``app_id``)."""
+    return {
+        "hash": key.hash,
+        "name": key.name,
+        "label": key.label,
+        "disabled": key.disabled,
+        **usage_fields(key, now),
+        "created_at": isoformat(key.created_at),
+        "updated_at": isoformat(key.updated_at),
+        "last_used_at": isoformat(key.last_used_at),
+        "expires_at": isoformat(key.expires_at),
+        "creator_user_id": None,
+        "external_user": None,
+        "workspace_id": user.workspace_id if user else None,
+        "app_id": key.app_id,
     }
 
 

@@ -11,7 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from msgspec import UNSET, UnsetType
+
 from modelgates.models import ApiKey, App, AuthCode, User
+from modelgates.windows import Reset
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -62,6 +65,20 @@ class Store(Protocol):
         """Mark the key revoked; ``False`` if it does not exist or already was."""
         ...
 
+    async def update_key(
+        self,
+        key_hash: str,
+        now: datetime,
+        *,
+        name: str | UnsetType = UNSET,
+        disabled: bool | UnsetType = UNSET,
+        limit: int | UnsetType | None = UNSET,
+        limit_reset: Reset | UnsetType | None = UNSET,
+    ) -> ApiKey | None:
+        """Set the given fields (and ``updated_at``) of an unrevoked key in one
+        transaction; the updated key, or ``None`` if there is no such unrevoked key."""
+        ...
+
     # codes ------------------------------------------------------------
     async def create_code(self, code: AuthCode, now: datetime) -> None:
         """Insert ``code``; raise :class:`~modelgates.errors.ChallengeInUse` if the same
@@ -105,3 +122,20 @@ def from_iso(text: str) -> datetime:
 def migration_files(dialect: str) -> list[Path]:
     """The dialect's ``NNNN_name.sql`` files in order."""
     return sorted((MIGRATIONS_DIR / dialect).glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+def key_changes(
+    *,
+    name: str | UnsetType,
+    disabled: bool | UnsetType,
+    limit: int | UnsetType | None,
+    limit_reset: Reset | UnsetType | None,
+) -> list[tuple[str, object]]:
+    """``(column, value)`` pairs for the fields of :meth:`Store.update_key` that were given."""
+    given = {
+        "name": name,
+        "disabled": disabled,
+        "limit_nanos": limit,
+        "limit_reset": limit_reset,
+    }
+    return [(column, value) for column, value in given.items() if value is not UNSET]

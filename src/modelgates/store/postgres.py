@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from msgspec import UNSET, UnsetType
 
 from modelgates.errors import ChallengeInUse, DuplicateEmail
 from modelgates.models import ApiKey, App, AuthCode, User
 from modelgates.store import rows
-from modelgates.store.base import migration_files, utc
+from modelgates.store.base import key_changes, migration_files, utc
+from modelgates.windows import Reset
 
 MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
 
@@ -141,6 +143,25 @@ class PostgresStore:
                 now, key_hash,
             )  # fmt: skip
         return bool(status == "UPDATE 1")
+
+    async def update_key(
+        self,
+        key_hash: str,
+        now: datetime,
+        *,
+        name: str | UnsetType = UNSET,
+        disabled: bool | UnsetType = UNSET,
+        limit: int | UnsetType | None = UNSET,
+        limit_reset: Reset | UnsetType | None = UNSET,
+    ) -> ApiKey | None:
+        changes = key_changes(name=name, disabled=disabled, limit=limit, limit_reset=limit_reset)
+        assignments = "".join(f", {column} = ${i}" for i, (column, _) in enumerate(changes, 3))
+        row = await self._one(
+            f"UPDATE api_keys SET updated_at = $2{assignments}"
+            f" WHERE hash = $1 AND revoked_at IS NULL RETURNING {rows.KEY_COLUMNS}",
+            key_hash, now, *(value for _, value in changes),
+        )  # fmt: skip
+        return None if row is None else rows.key_from_row(row, _ts)
 
     # codes ------------------------------------------------------------
     async def create_code(self, code: AuthCode, now: datetime) -> None:

@@ -18,10 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from msgspec import UNSET, UnsetType
+
 from modelgates.errors import ChallengeInUse, DuplicateEmail
 from modelgates.models import ApiKey, App, AuthCode, User
 from modelgates.store import rows
-from modelgates.store.base import from_iso, iso, migration_files
+from modelgates.store.base import from_iso, iso, key_changes, migration_files
+from modelgates.windows import Reset
 
 T = TypeVar("T")
 
@@ -202,6 +205,36 @@ class SqliteStore:
             return cur.rowcount == 1
 
         return await self._write(revoke)
+
+    async def update_key(
+        self,
+        key_hash: str,
+        now: datetime,
+        *,
+        name: str | UnsetType = UNSET,
+        disabled: bool | UnsetType = UNSET,
+        limit: int | UnsetType | None = UNSET,
+        limit_reset: Reset | UnsetType | None = UNSET,
+    ) -> ApiKey | None:
+        changes = key_changes(name=name, disabled=disabled, limit=limit, limit_reset=limit_reset)
+        assignments = "".join(f", {column} = ?" for column, _ in changes)
+        values = tuple(value for _, value in changes)
+
+        def update(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            cur = conn.execute(
+                f"UPDATE api_keys SET updated_at = ?{assignments}"
+                " WHERE hash = ? AND revoked_at IS NULL",
+                (iso(now), *values, key_hash),
+            )
+            if cur.rowcount != 1:
+                return None
+            row: sqlite3.Row = conn.execute(
+                f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,)
+            ).fetchone()
+            return row
+
+        row = await self._write(update)
+        return None if row is None else rows.key_from_row(row, from_iso)
 
     # codes ------------------------------------------------------------
     async def create_code(self, code: AuthCode, now: datetime) -> None:
