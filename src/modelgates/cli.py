@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ import click
 
 from modelgates.container import Services
 from modelgates.errors import ModelGatesError
+from modelgates.services import audit
 from modelgates.services.auth_codes import parse_rfc3339
 from modelgates.services.keys import isoformat
 from modelgates.settings import ENV_PREFIX, Settings, SettingsError
@@ -192,6 +194,7 @@ def keys_create(
             limit_reset=limit_reset,
             expires_at=expiry,
             is_management=management,
+            actor=audit.CLI,
         )
 
     new = _run(create, database_url)
@@ -227,7 +230,7 @@ def keys_list(email: str, database_url: str | None) -> None:
 @database_option
 def keys_revoke(key_hash: str, database_url: str | None) -> None:
     """Revoke a key for good, by its hash."""
-    _run(lambda svc: svc.keys.revoke(key_hash), database_url)
+    _run(lambda svc: svc.keys.revoke(key_hash, actor=audit.CLI), database_url)
     click.echo(f"revoked {key_hash}")
 
 
@@ -245,3 +248,31 @@ def db_upgrade(database_url: str | None) -> None:
     click.echo(f"database {describe_database(settings.database_url)} is up to date")
     if applied:
         click.echo(f"applied {', '.join(applied)}")
+
+
+@main.command("audit")
+@click.option("--user", "email", default=None, help="Only this user's key events.")
+@click.option("--key", "key_hash", default=None, metavar="HASH", help="Only this key's events.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@database_option
+def audit_trail(
+    email: str | None, key_hash: str | None, limit: int, database_url: str | None
+) -> None:
+    """Show the audit trail of key events, newest first."""
+
+    async def events(svc: Services) -> list[Any]:
+        user_id = (await _user(svc, email)).id if email else None
+        return await svc.audit.events(
+            user_id=user_id, key_hash=key_hash.strip().lower() if key_hash else None, limit=limit
+        )
+
+    found = _run(events, database_url)
+    if not found:
+        click.echo("no events")
+        return
+    for event in found:
+        detail = "" if not event.detail else " " + json.dumps(event.detail, sort_keys=True)
+        click.echo(
+            f"{isoformat(event.at)}  {event.event:<24}  key={event.key_hash or '-'}"
+            f"  by={event.actor}{detail}"
+        )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from modelgates.services import Clock, system_clock
 from modelgates.services.apps import AppService
+from modelgates.services.audit import AuditLog
 from modelgates.services.auth_codes import AuthCodeService
 from modelgates.services.exchange import ExchangeService
 from modelgates.services.keys import KeyService
@@ -26,11 +27,13 @@ class Services:
     keys: KeyService
     codes: AuthCodeService
     exchange: ExchangeService
+    audit: AuditLog
 
     @classmethod
     def build(cls, settings: Settings, store: Store, *, clock: Clock = system_clock) -> Services:
         apps = AppService(store, clock=clock)
-        keys = KeyService(store, clock=clock)
+        audit = AuditLog(store, clock=clock)
+        keys = KeyService(store, audit, clock=clock)
         return cls(
             settings=settings,
             store=store,
@@ -39,5 +42,6 @@ class Services:
             apps=apps,
             keys=keys,
             codes=AuthCodeService(store, settings, apps, clock=clock),
-            exchange=ExchangeService(store, keys, apps, clock=clock),
+            exchange=ExchangeService(store, keys, apps, audit, clock=clock),
+            audit=audit,
         )

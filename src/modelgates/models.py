@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from modelgates.pkce import Method
 from modelgates.windows import Reset, UsageCounters
@@ -90,3 +91,20 @@ class AuthCode:
     key_expires_at: datetime | None = None
     used_at: datetime | None = None
     minted_key_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of the audit trail: ``actor`` did ``event`` to ``key_hash`` at ``at``.
+
+    ``actor`` reads ``user:<id>``, ``key:<hash>``, ``cli`` or ``system``; ``detail``
+    holds event-specific facts (old and new limit, the app, …), never a secret.
+    """
+
+    at: datetime
+    event: str
+    actor: str
+    user_id: str | None = None
+    key_hash: str | None = None
+    detail: dict[str, Any] | None = None
+    id: int | None = None

@@ -14,6 +14,7 @@ from modelgates.api.body import read_json
 from modelgates.api.responses import JSONResponse
 from modelgates.api.state import services
 from modelgates.errors import BadRequest
+from modelgates.services import audit
 from modelgates.services.auth_codes import parse_rfc3339
 from modelgates.services.keys import key_object
 
@@ -86,6 +87,7 @@ async def create_key(request: Request) -> Response:
         limit_usd=body.limit,
         limit_reset=body.limit_reset,
         expires_at=expires_at,
+        actor=audit.key_actor(caller),
     )
     return JSONResponse(
         {"data": key_object(new.record, user, svc.clock()), "key": new.secret}, status_code=201

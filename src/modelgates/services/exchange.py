@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from modelgates import pkce, tokens
 from modelgates.errors import BadRequest, Forbidden
 from modelgates.models import AuthCode
-from modelgates.services import Clock, system_clock
+from modelgates.services import Clock, audit, system_clock
 from modelgates.services.apps import AppService
+from modelgates.services.audit import AuditLog
 from modelgates.services.keys import KeyService
 from modelgates.store import Store
 
@@ -61,11 +62,18 @@ class ExchangeService:
     """Turns a code and its verifier into a new API key, exactly once."""
 
     def __init__(
-        self, store: Store, keys: KeyService, apps: AppService, *, clock: Clock = system_clock
+        self,
+        store: Store,
+        keys: KeyService,
+        apps: AppService,
+        audit_log: AuditLog,
+        *,
+        clock: Clock = system_clock,
     ) -> None:
         self._store = store
         self._keys = keys
         self._apps = apps
+        self._audit = audit_log
         self._clock = clock
 
     async def exchange(
@@ -105,6 +113,12 @@ class ExchangeService:
         if not await self._store.consume_code(code_hash, now, new.record):
             # Lost a race with a concurrent exchange (or the code expired meanwhile).
             raise Forbidden(INVALID_CODE)
+        await self._audit.record(
+            audit.KEY_ISSUED,
+            actor=audit.app_actor(record.app_id),
+            key=new.record,
+            detail={"app_id": record.app_id, "label": label},
+        )
         return Exchanged(key=new.secret, user_id=record.user_id, key_hash=new.record.hash)
 
     async def _on_replay(
@@ -117,3 +131,10 @@ class ExchangeService:
             return
         revoked = await self._store.revoke_key_minted_by(record.code_hash, self._clock())
         log.warning("authorization code replayed with a valid verifier; revoked key %s", revoked)
+        await self._audit.record(
+            audit.REPLAY_DETECTED,
+            actor=audit.SYSTEM,
+            user_id=record.user_id,
+            key_hash=revoked,
+            detail={"app_id": record.app_id, "revoked": revoked is not None},
+        )

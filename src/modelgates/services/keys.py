@@ -13,7 +13,8 @@ from msgspec import UNSET, UnsetType
 from modelgates import tokens
 from modelgates.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from modelgates.models import ApiKey, User
-from modelgates.services import Clock, system_clock
+from modelgates.services import Clock, audit, system_clock
+from modelgates.services.audit import AuditLog
 from modelgates.store import Store
 from modelgates.windows import (
     MAX_LIMIT_USD,
@@ -80,8 +81,9 @@ class NewKey:
 class KeyService:
     """Creates, authenticates, lists and revokes keys."""
 
-    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+    def __init__(self, store: Store, audit: AuditLog, *, clock: Clock = system_clock) -> None:
         self._store = store
+        self._audit = audit
         self._clock = clock
 
     def mint(
@@ -125,8 +127,12 @@ class KeyService:
         limit_reset: Reset | None = None,
         expires_at: datetime | None = None,
         is_management: bool = False,
+        actor: str | None = None,
     ) -> NewKey:
-        """Create and store a personal (or management) key for ``user``."""
+        """Create and store a personal (or management) key for ``user``.
+
+        ``actor`` is who asked, for the audit trail (default: the user).
+        """
         nanos = check_limit(limit_usd)
         if limit_reset is not None and nanos is None:
             raise BadRequest("limit_reset requires a limit", field="limit_reset")
@@ -141,6 +147,13 @@ class KeyService:
             is_management=is_management,
         )
         await self._store.create_key(new.record)
+        await self._audit.record(
+            audit.KEY_CREATED,
+            actor=actor or audit.user_actor(user.id),
+            key=new.record,
+            detail={"name": new.record.name, "limit": limit_usd, "limit_reset": limit_reset,
+                    "management": is_management},
+        )  # fmt: skip
         return new
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
@@ -156,6 +169,7 @@ class KeyService:
         if key.disabled:
             raise Unauthorized(KEY_DISABLED)
         if key.is_expired(self._clock()):
+            await self._audit.record(audit.EXPIRED_USE_REFUSED, actor=audit.key_actor(key), key=key)
             raise Unauthorized(KEY_EXPIRED)
         return key
 
@@ -220,13 +234,30 @@ class KeyService:
         )
         if updated is None or updated.user_id != caller.user_id:
             raise NotFound(RESOURCE_NOT_FOUND)
+        await self._record_changes(key, updated, actor=audit.key_actor(caller))
         return updated
+
+    async def _record_changes(self, before: ApiKey, after: ApiKey, *, actor: str) -> None:
+        """One audit event per kind of change an update made."""
+        if (before.limit, before.limit_reset) != (after.limit, after.limit_reset):
+            detail = {
+                "old_limit": None if before.limit is None else to_usd(before.limit),
+                "new_limit": None if after.limit is None else to_usd(after.limit),
+                "old_limit_reset": before.limit_reset,
+                "new_limit_reset": after.limit_reset,
+            }
+            await self._audit.record(audit.KEY_LIMIT_CHANGED, actor=actor, key=after, detail=detail)
+        if before.disabled != after.disabled:
+            event = audit.KEY_DISABLED if after.disabled else audit.KEY_ENABLED
+            await self._audit.record(event, actor=actor, key=after)
+        if before.name != after.name:
+            names = {"old_name": before.name, "new_name": after.name}
+            await self._audit.record(audit.KEY_RENAMED, actor=actor, key=after, detail=names)
 
     async def revoke_owned(self, caller: ApiKey, key_hash: str) -> None:
         """Revoke one of the caller's user's keys for good; 404 as :meth:`get_owned`."""
         key = await self.get_owned(caller, key_hash)
-        if not await self._store.revoke_key(key.hash, self._clock()):
-            raise NotFound(RESOURCE_NOT_FOUND)
+        await self.revoke(key.hash, actor=audit.key_actor(caller))
 
     async def list_for(self, user: User, *, include_disabled: bool = True) -> list[ApiKey]:
         """All of the user's unrevoked keys, newest first (pages of 100 internally)."""
@@ -239,10 +270,13 @@ class KeyService:
             if len(page) < 100:
                 return found
 
-    async def revoke(self, key_hash: str) -> None:
+    async def revoke(self, key_hash: str, *, actor: str = audit.SYSTEM) -> None:
         """Revoke a key for good; 404 if there is no such unrevoked key."""
-        if not await self._store.revoke_key(key_hash.strip().lower(), self._clock()):
+        key_hash = key_hash.strip().lower()
+        if not await self._store.revoke_key(key_hash, self._clock()):
             raise NotFound("No active key with this hash")
+        key = await self._store.get_key(key_hash)
+        await self._audit.record(audit.KEY_REVOKED, actor=actor, key=key, key_hash=key_hash)
 
     def now(self) -> datetime:
         return self._clock()

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from msgspec import UNSET, UnsetType
 
-from modelgates.models import ApiKey, App, AuthCode, User
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User
 from modelgates.windows import Reset
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -77,6 +77,17 @@ class Store(Protocol):
     ) -> ApiKey | None:
         """Set the given fields (and ``updated_at``) of an unrevoked key in one
         transaction; the updated key, or ``None`` if there is no such unrevoked key."""
+        ...
+
+    # audit ------------------------------------------------------------
+    async def record_event(self, event: AuditEvent) -> None:
+        """Append ``event`` to the audit trail."""
+        ...
+
+    async def list_events(
+        self, *, user_id: str | None = None, key_hash: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        """The newest ``limit`` events, optionally of one user and/or one key, newest first."""
         ...
 
     # codes ------------------------------------------------------------

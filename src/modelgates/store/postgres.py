@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 from msgspec import UNSET, UnsetType
 
 from modelgates.errors import ChallengeInUse, DuplicateEmail
-from modelgates.models import ApiKey, App, AuthCode, User
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User
 from modelgates.store import rows
 from modelgates.store.base import key_changes, migration_files, utc
 from modelgates.windows import Reset
@@ -162,6 +163,29 @@ class PostgresStore:
             key_hash, now, *(value for _, value in changes),
         )  # fmt: skip
         return None if row is None else rows.key_from_row(row, _ts)
+
+    # audit ------------------------------------------------------------
+    async def record_event(self, event: AuditEvent) -> None:
+        detail = None if event.detail is None else msgspec.json.encode(event.detail).decode()
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO audit_events (at, event, actor, user_id, key_hash, detail)"
+                " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+                event.at, event.event, event.actor, event.user_id, event.key_hash, detail,
+            )  # fmt: skip
+
+    async def list_events(
+        self, *, user_id: str | None = None, key_hash: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        where, values = rows.event_filter(user_id, key_hash, "numeric")
+        async with self._pool.acquire() as conn:
+            found = await conn.fetch(
+                f"SELECT id, at, event, actor, user_id, key_hash, detail::text AS detail"
+                f" FROM audit_events{where} ORDER BY id DESC LIMIT ${len(values) + 1}",
+                *values,
+                limit,
+            )
+        return [rows.event_from_row(r, _ts) for r in found]
 
     # codes ------------------------------------------------------------
     async def create_code(self, code: AuthCode, now: datetime) -> None:

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from modelgates.models import ApiKey, App, AuthCode, User
+import msgspec
+
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User
 from modelgates.pkce import Method
 from modelgates.windows import Reset, UsageCounters
 
@@ -102,6 +104,32 @@ def code_from_row(row: Row, ts: TimestampIn) -> AuthCode:
         used_at=_opt(row["used_at"], ts),
         minted_key_hash=row["minted_key_hash"],
     )
+
+
+def event_from_row(row: Row, ts: TimestampIn) -> AuditEvent:
+    detail = row["detail"]
+    return AuditEvent(
+        id=int(row["id"]),
+        at=ts(row["at"]),
+        event=row["event"],
+        actor=row["actor"],
+        user_id=row["user_id"],
+        key_hash=row["key_hash"],
+        detail=None if detail is None else msgspec.json.decode(detail),
+    )
+
+
+def event_filter(
+    user_id: str | None, key_hash: str | None, style: str
+) -> tuple[str, tuple[Any, ...]]:
+    """``WHERE`` clause and values selecting events of a user and/or a key."""
+    clauses: list[str] = []
+    values: list[Any] = []
+    for column, value in (("user_id", user_id), ("key_hash", key_hash)):
+        if value is not None:
+            values.append(value)
+            clauses.append(f"{column} = " + ("?" if style == "qmark" else f"${len(values)}"))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(values)
 
 
 def key_insert_values(key: ApiKey, ts: Callable[[datetime], Any]) -> tuple[Any, ...]:

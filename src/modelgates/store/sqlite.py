@@ -18,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 from msgspec import UNSET, UnsetType
 
 from modelgates.errors import ChallengeInUse, DuplicateEmail
-from modelgates.models import ApiKey, App, AuthCode, User
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User
 from modelgates.store import rows
 from modelgates.store.base import from_iso, iso, key_changes, migration_files
 from modelgates.windows import Reset
@@ -235,6 +236,26 @@ class SqliteStore:
 
         row = await self._write(update)
         return None if row is None else rows.key_from_row(row, from_iso)
+
+    # audit ------------------------------------------------------------
+    async def record_event(self, event: AuditEvent) -> None:
+        detail = None if event.detail is None else msgspec.json.encode(event.detail).decode()
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO audit_events (at, event, actor, user_id, key_hash, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (iso(event.at), event.event, event.actor, event.user_id, event.key_hash, detail),
+            )
+        )
+
+    async def list_events(
+        self, *, user_id: str | None = None, key_hash: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        where, values = rows.event_filter(user_id, key_hash, "qmark")
+        found = self._reader.execute(
+            f"SELECT * FROM audit_events{where} ORDER BY id DESC LIMIT ?", (*values, limit)
+        ).fetchall()
+        return [rows.event_from_row(r, from_iso) for r in found]
 
     # codes ------------------------------------------------------------
     async def create_code(self, code: AuthCode, now: datetime) -> None:
