@@ -46,6 +46,9 @@ async def authorization_server_metadata(request: Request) -> Response:
             "grant_types_supported": ["authorization_code"],
             "token_endpoint_auth_methods_supported": ["none"],
             "code_challenge_methods_supported": ["S256"] if policy == "s256" else ["S256", "plain"],
+            # Whether http://127.0.0.1:<port> callbacks (RFC 8252 §7.3) are accepted, so a
+            # CLI can choose between a loopback redirect and pasting the code.
+            "modelgates_loopback_callbacks": services(request).settings.allow_loopback_callbacks,
         }
     )
 
