@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from modelgates.models import ApiKey, App, AuthCode, User
+from modelgates.models import ApiKey, App, AuthCode, User, WebSession
 from modelgates.pkce import Method
 from modelgates.windows import Reset, UsageCounters
 
@@ -142,3 +142,13 @@ def placeholders(count: int, style: str) -> str:
 
 KEY_COLUMN_COUNT = KEY_COLUMNS.count(",") + 1
 CODE_COLUMN_COUNT = CODE_COLUMNS.count(",") + 1
+
+
+def session_from_row(row: Row, ts: TimestampIn) -> WebSession:
+    return WebSession(
+        token_hash=row["token_hash"],
+        user_id=row["user_id"],
+        csrf_secret=row["csrf_secret"],
+        created_at=ts(row["created_at"]),
+        expires_at=ts(row["expires_at"]),
+    )
