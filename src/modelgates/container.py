@@ -9,6 +9,7 @@ from modelgates.services.apps import AppService
 from modelgates.services.auth_codes import AuthCodeService
 from modelgates.services.exchange import ExchangeService
 from modelgates.services.keys import KeyService
+from modelgates.services.sessions import SessionService
 from modelgates.services.users import UserService
 from modelgates.settings import Settings
 from modelgates.store import Store
@@ -26,6 +27,7 @@ class Services:
     keys: KeyService
     codes: AuthCodeService
     exchange: ExchangeService
+    sessions: SessionService
 
     @classmethod
     def build(cls, settings: Settings, store: Store, *, clock: Clock = system_clock) -> Services:
@@ -40,4 +42,5 @@ class Services:
             keys=keys,
             codes=AuthCodeService(store, settings, apps, clock=clock),
             exchange=ExchangeService(store, keys, apps, clock=clock),
+            sessions=SessionService(store, ttl_seconds=settings.session_ttl_seconds, clock=clock),
         )

@@ -41,6 +41,7 @@ async def authorization_server_metadata(request: Request) -> Response:
     return JSONResponse(
         {
             "issuer": base,
+            "authorization_endpoint": f"{base}/auth",
             "token_endpoint": f"{base}/api/v1/auth/keys",
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code"],
