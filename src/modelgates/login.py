@@ -71,6 +71,8 @@ class CallbackReceiver:
         self.expected_state = expected_state
         self._outcome = _Outcome()
         self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._claimed = False
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -120,27 +122,41 @@ class CallbackReceiver:
         if parts.path != CALLBACK_PATH:
             self._respond(request, 404, _page("Not found", "This is not the login callback."))
             return
-        if self._done.is_set():
+        with self._lock:
+            claimed, self._claimed = self._claimed, True
+        if claimed:
             self._respond(request, 410, _page("Already done", "This login has finished."))
             return
-        query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+        outcome, status, html = self._judge(parts.query)
+        # Answer the browser before the waiting thread may shut the listener down.
+        try:
+            self._respond(request, status, html)
+        finally:
+            self._outcome = outcome
+            self._done.set()
+
+    def _judge(self, raw_query: str) -> tuple[_Outcome, int, str]:
+        query = {name: values[0] for name, values in parse_qs(raw_query).items()}
         state = query.get("state", "")
         if not hmac.compare_digest(state.encode(), self.expected_state.encode()):
-            self._finish(error="the callback's state did not match; nothing was exchanged")
-            self._respond(request, 400, _page("Login refused", "The state did not match."))
-        elif "error" in query:
-            self._finish(error=f"authorization refused ({query['error'][:100]})")
-            self._respond(request, 200, _page("Login cancelled", "No key was created."))
-        elif not query.get("code"):
-            self._finish(error="the callback carried no code")
-            self._respond(request, 400, _page("Login failed", "The callback carried no code."))
-        else:
-            self._finish(code=query["code"])
-            self._respond(request, 200, _DONE)
-
-    def _finish(self, *, code: str | None = None, error: str | None = None) -> None:
-        self._outcome = _Outcome(code=code, error=error)
-        self._done.set()
+            return (
+                _Outcome(error="the callback's state did not match; nothing was exchanged"),
+                400,
+                _page("Login refused", "The state did not match."),
+            )
+        if "error" in query:
+            return (
+                _Outcome(error=f"authorization refused ({query['error'][:100]})"),
+                200,
+                _page("Login cancelled", "No key was created."),
+            )
+        if not query.get("code"):
+            return (
+                _Outcome(error="the callback carried no code"),
+                400,
+                _page("Login failed", "The callback carried no code."),
+            )
+        return _Outcome(code=query["code"]), 200, _DONE
 
     @staticmethod
     def _respond(request: BaseHTTPRequestHandler, status: int, html: str) -> None:

@@ -14,6 +14,7 @@ plays the person:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import stat
@@ -31,7 +32,15 @@ import pytest
 
 from modelgates.client import ModelGatesClient
 from modelgates.login import CallbackReceiver, LoginError
-from tests.e2e.helpers import CALLBACK, KEY_SHAPE, PASSWORD, CliAccount, create_account, sha256_hex
+from tests.e2e.helpers import (
+    CALLBACK,
+    KEY_SHAPE,
+    PASSWORD,
+    CliAccount,
+    create_account,
+    exchange_minted_keys,
+    sha256_hex,
+)
 from tests.support.server import RunningServer, modelgates, serve
 
 pytestmark = pytest.mark.e2e
@@ -199,11 +208,9 @@ def test_a_wrong_state_is_refused_and_nothing_is_exchanged(tmp_path: Path) -> No
             "Error: the callback's state did not match; nothing was exchanged"
         ]
         assert not (config_dir / "credentials.json").exists()
-        # The code was never exchanged: a verifier-less exchange still gets the
-        # "wrong verifier" answer rather than "used code" (both 403), and the
-        # CLI's URL challenge still binds it, so nothing was minted.
-        with ModelGatesClient(server.base_url, api_key=account.key) as developer:
-            assert developer.current_key().label == "dev"
+        # The code was never exchanged: no key was minted for the user.
+        database_url = f"sqlite:///{tmp_path / 'modelgates.db'}"
+        assert asyncio.run(exchange_minted_keys(database_url, account.user_id)) == []
 
 
 def test_headless_login_reads_the_pasted_code(tmp_path: Path) -> None:
