@@ -22,7 +22,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from modelgates.api.auth_keys import CreateCodeBody, ExchangeBody
 from modelgates.api.management import CreateKeyBody, UpdateKeyBody
@@ -269,6 +269,8 @@ def documented_routes() -> dict[str, set[str]]:
 def served_routes() -> dict[str, set[str]]:
     served: dict[str, set[str]] = {}
     for route in routes():
+        if isinstance(route, Mount) or not route.include_in_schema:
+            continue  # HTML pages and /static are not part of the JSON API's document
         assert isinstance(route, Route)
         methods = set(route.methods or ())
         if "GET" in methods:

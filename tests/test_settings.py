@@ -152,6 +152,7 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_MAX_BODY_BYTES": "4096",
         "MODELGATES_USED_CODE_RETENTION_SECONDS": "9",
         "MODELGATES_DATABASE_POOL_SIZE": "3",
+        "MODELGATES_SESSION_TTL_SECONDS": "3600",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
@@ -261,3 +262,9 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.code_ttl_seconds = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["59", str(30 * 86_400 + 1)])
+def test_session_ttl_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_SESSION_TTL_SECONDS"):
+        Settings.from_env({"MODELGATES_SESSION_TTL_SECONDS": value})

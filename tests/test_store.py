@@ -20,14 +20,20 @@ import pytest
 
 from modelgates import tokens
 from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
-from modelgates.models import ApiKey, App, AuthCode, User
+from modelgates.models import ApiKey, App, AuthCode, User, WebSession
 from modelgates.store import Store, open_store
 from modelgates.store.base import migration_files
 from modelgates.store.postgres import PostgresStore
 from modelgates.windows import UsageCounters
 from tests.support.clock import FakeClock
 
-ALL_MIGRATIONS = [path.stem for path in migration_files("sqlite")]
+
+def all_migrations(database_url: str) -> list[str]:
+    """Every migration of the URL's dialect, in order: what a fresh database gets."""
+    dialect = "sqlite" if database_url.startswith("sqlite:") else "postgres"
+    return [path.stem for path in migration_files(dialect)]
+
+
 SIDE_POOL_SIZE = 3
 """Pool cap for extra PostgreSQL stores: several pools of 10 per test exhaust
 ``max_connections`` when test processes run in parallel."""
@@ -134,7 +140,7 @@ def now(clock: FakeClock) -> datetime:
 
 async def test_migrate_applies_initial_once(database_url: str) -> None:
     async with opened_stores(database_url, 1, capped=False) as (store,):
-        assert await store.migrate() == ALL_MIGRATIONS
+        assert await store.migrate() == all_migrations(database_url)
         assert await store.migrate() == []
         await store.ping()
         # The schema is really there.
@@ -143,14 +149,14 @@ async def test_migrate_applies_initial_once(database_url: str) -> None:
 
 async def test_migrate_is_idempotent_across_stores(database_url: str) -> None:
     async with opened_stores(database_url, 2, capped=False) as (first, second):
-        assert await first.migrate() == ALL_MIGRATIONS
+        assert await first.migrate() == all_migrations(database_url)
         assert await second.migrate() == []
 
 
 async def test_concurrent_migrate_on_two_stores_applies_once(database_url: str) -> None:
     async with opened_stores(database_url, 2, capped=False) as (first, second):
         results = await asyncio.gather(first.migrate(), second.migrate())
-        assert sorted(results) == [[], ALL_MIGRATIONS]
+        assert sorted(results) == [[], all_migrations(database_url)]
         assert await first.migrate() == []
         assert await second.migrate() == []
         # Both see a working schema.
@@ -950,4 +956,43 @@ async def test_revoke_key_minted_by_expired_unused_code_is_none(
 
 def test_both_dialects_have_the_same_migrations() -> None:
     names = [path.stem for path in migration_files("postgres")]
-    assert names == ALL_MIGRATIONS and names[0] == "0001_initial"
+    assert names == [path.stem for path in migration_files("sqlite")]
+    assert names[0] == "0001_initial"
+
+
+# --- page sessions and app look-ups ----------------------------------------
+
+
+async def test_sessions_round_trip_and_end(store: Store, now: datetime) -> None:
+    user = await add_user(store, now)
+    session = WebSession(
+        token_hash=new_hash(),
+        user_id=user.id,
+        csrf_secret="csrf-" + secrets.token_urlsafe(8),
+        created_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+    await store.create_session(session)
+    assert await store.get_session(session.token_hash) == session
+    assert await store.get_session(new_hash()) is None
+    assert await store.delete_session(session.token_hash) is True
+    assert await store.delete_session(session.token_hash) is False
+    assert await store.get_session(session.token_hash) is None
+
+
+async def test_expired_sessions_are_swept(store: Store, now: datetime) -> None:
+    user = await add_user(store, now)
+    old = WebSession(new_hash(), user.id, "a", now - timedelta(hours=2), now - timedelta(hours=1))
+    live = WebSession(new_hash(), user.id, "b", now, now + timedelta(hours=1))
+    await store.create_session(old)
+    await store.create_session(live)
+    assert await store.delete_expired_sessions(now) == 1
+    assert await store.get_session(old.token_hash) is None
+    assert await store.get_session(live.token_hash) == live
+
+
+async def test_find_app_never_creates(store: Store, now: datetime) -> None:
+    assert await store.find_app("https://unknown.example") is None
+    created = await store.get_or_create_app("https://known.example", "Known", now)
+    assert await store.find_app("https://known.example") == created
+    assert await store.find_app("https://unknown.example") is None

@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelgates.api import auth_keys, keys, management, meta
@@ -25,6 +26,8 @@ from modelgates.errors import ModelGatesError, StoreError
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
+from modelgates.web import pages
+from modelgates.web.templates import STATIC
 
 log = logging.getLogger("modelgates")
 
@@ -53,6 +56,27 @@ def routes() -> list[BaseRoute]:
         ),
         Route("/health", meta.health, methods=["GET"]),
         Route("/ready", meta.ready, methods=["GET"]),
+        *page_routes(),
+    ]
+
+
+def page_routes() -> list[BaseRoute]:
+    """The HTML pages (consent screen, log-in, keys): outside the OpenAPI document."""
+    return [
+        Route("/auth", pages.auth_page, methods=["GET"], include_in_schema=False),
+        Route("/auth", pages.auth_decide, methods=["POST"], include_in_schema=False),
+        Route("/login", pages.login_page, methods=["GET"], include_in_schema=False),
+        Route("/login", pages.login_submit, methods=["POST"], include_in_schema=False),
+        Route("/logout", pages.logout, methods=["POST"], include_in_schema=False),
+        Route("/keys", pages.keys_page, methods=["GET"], include_in_schema=False),
+        Route("/keys", pages.keys_create, methods=["POST"], include_in_schema=False),
+        Route(
+            "/keys/{key_hash}/revoke",
+            pages.keys_revoke,
+            methods=["POST"],
+            include_in_schema=False,
+        ),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
 

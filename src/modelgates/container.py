@@ -10,6 +10,7 @@ from modelgates.services.audit import AuditLog
 from modelgates.services.auth_codes import AuthCodeService
 from modelgates.services.exchange import ExchangeService
 from modelgates.services.keys import KeyService
+from modelgates.services.sessions import SessionService
 from modelgates.services.users import UserService
 from modelgates.settings import Settings
 from modelgates.store import Store
@@ -28,6 +29,7 @@ class Services:
     codes: AuthCodeService
     exchange: ExchangeService
     audit: AuditLog
+    sessions: SessionService
 
     @classmethod
     def build(cls, settings: Settings, store: Store, *, clock: Clock = system_clock) -> Services:
@@ -44,4 +46,5 @@ class Services:
             codes=AuthCodeService(store, settings, apps, clock=clock),
             exchange=ExchangeService(store, keys, apps, audit, clock=clock),
             audit=audit,
+            sessions=SessionService(store, ttl_seconds=settings.session_ttl_seconds, clock=clock),
         )

@@ -108,3 +108,17 @@ class AuditEvent:
     key_hash: str | None = None
     detail: dict[str, Any] | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A signed-in browser session of the pages: the token's hash, never the token.
+
+    ``csrf_secret`` is the per-session value every form of the pages must carry.
+    """
+
+    token_hash: str
+    user_id: str
+    csrf_secret: str
+    created_at: datetime
+    expires_at: datetime

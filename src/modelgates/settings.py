@@ -35,6 +35,7 @@ class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
     max_body_bytes: int = 64 * 1024
     used_code_retention_seconds: int = 86_400
     database_pool_size: int = 10
+    session_ttl_seconds: int = 43_200
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,8 @@ class Settings:
     """How long consumed codes are kept so that a replay can still be detected."""
     database_pool_size: int = 10
     """PostgreSQL connections per server process (SQLite ignores it)."""
+    session_ttl_seconds: int = 43_200
+    """Lifetime of a signed-in page session (absolute, from log-in): 12 hours."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +92,10 @@ class Settings:
             )
         if not 1 <= self.database_pool_size <= 100:
             raise SettingsError(f"{ENV_PREFIX}DATABASE_POOL_SIZE must be between 1 and 100")
+        if not 60 <= self.session_ttl_seconds <= 30 * 86_400:
+            raise SettingsError(
+                f"{ENV_PREFIX}SESSION_TTL_SECONDS must be between 60 seconds and 30 days"
+            )
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(
                 f"{ENV_PREFIX}DATABASE_URL must start with sqlite:/// or postgresql://"

@@ -41,11 +41,15 @@ async def authorization_server_metadata(request: Request) -> Response:
     return JSONResponse(
         {
             "issuer": base,
+            "authorization_endpoint": f"{base}/auth",
             "token_endpoint": f"{base}/api/v1/auth/keys",
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code"],
             "token_endpoint_auth_methods_supported": ["none"],
             "code_challenge_methods_supported": ["S256"] if policy == "s256" else ["S256", "plain"],
+            # Whether http://127.0.0.1:<port> callbacks (RFC 8252 §7.3) are accepted, so a
+            # CLI can choose between a loopback redirect and pasting the code.
+            "modelgates_loopback_callbacks": services(request).settings.allow_loopback_callbacks,
         }
     )
 

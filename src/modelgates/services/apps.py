@@ -11,6 +11,9 @@ from modelgates.store import Store
 
 TITLE_HEADERS = ("x-title", "x-modelgates-title", "x-openrouter-title")
 MAX_APP_NAME = 100
+HEADLESS_ORIGIN = "urn:modelgates:headless"
+"""The one app of every code issued without a callback (CLIs that ask the user to paste)."""
+HEADLESS_APP_NAME = "A command-line app"
 
 
 def app_title(headers: Mapping[str, str]) -> str | None:
@@ -37,3 +40,13 @@ class AppService:
 
     async def get(self, app_id: int) -> App | None:
         return await self._store.get_app(app_id)
+
+    async def find_for_callback(self, callback: Callback) -> App | None:
+        """The origin's app if it exists; never creates one (for showing, not issuing)."""
+        return await self._store.find_app(callback.origin)
+
+    async def headless(self) -> App:
+        """The shared app of headless codes, created on first use."""
+        return await self._store.get_or_create_app(
+            HEADLESS_ORIGIN, HEADLESS_APP_NAME, self._clock()
+        )

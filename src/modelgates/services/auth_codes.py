@@ -8,15 +8,15 @@ limit/label/expiry checks, and the 409 for a challenge bound to a live code).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from modelgates import pkce, tokens
-from modelgates.callbacks import CallbackRejected, check_callback
+from modelgates.callbacks import Callback, CallbackRejected, check_callback
 from modelgates.errors import BadRequest, ChallengeInUse, Conflict, Forbidden
 from modelgates.models import ApiKey, App, AuthCode
 from modelgates.services import Clock, system_clock
-from modelgates.services.apps import AppService
+from modelgates.services.apps import HEADLESS_APP_NAME, AppService
 from modelgates.services.keys import check_label, check_limit
 from modelgates.settings import Settings
 from modelgates.store import Store
@@ -117,15 +117,46 @@ class AuthCodeService:
         self, user_id: str, request: CodeRequest, *, title: str | None = None
     ) -> IssuedCode:
         """Validate ``request`` and store a new code for ``user_id``."""
-        now = self._clock()
         if request.callback_url is None:
             raise BadRequest("callback_url is required", field="callback_url")
-        try:
-            callback = check_callback(
-                request.callback_url, allow_loopback=self._settings.allow_loopback_callbacks
+        callback = self.check_callback_url(request.callback_url)
+        terms = self._check_terms(request)
+        app = await self._apps.for_callback(callback, title)
+        return await self._store_code(user_id, app, callback.url, terms)
+
+    async def issue_headless(self, user_id: str, request: CodeRequest) -> IssuedCode:
+        """A code for an app with no callback (a CLI): the user pastes it into the app.
+
+        There is no redirect to protect, so PKCE with S256 is what binds the code to
+        the app that asked: a missing challenge or ``plain`` is refused. Every such
+        code belongs to the one headless app; the key label names the tool.
+        """
+        if request.callback_url is not None:
+            raise BadRequest("headless codes have no callback_url", field="callback_url")
+        if request.code_challenge is None:
+            raise BadRequest(
+                "code_challenge is required without a callback_url", field="code_challenge"
             )
+        if request.code_challenge_method != "S256":
+            raise BadRequest(
+                "code_challenge_method must be S256 without a callback_url",
+                field="code_challenge_method",
+            )
+        terms = self._check_terms(request)
+        if terms.label is None:
+            terms = replace(terms, label=HEADLESS_APP_NAME)
+        app = await self._apps.headless()
+        return await self._store_code(user_id, app, None, terms)
+
+    def check_callback_url(self, url: str) -> Callback:
+        """The callback policy (``callbacks.check_callback``) as a 400 naming the field."""
+        try:
+            return check_callback(url, allow_loopback=self._settings.allow_loopback_callbacks)
         except CallbackRejected as exc:
             raise BadRequest(str(exc), field="callback_url") from exc
+
+    def _check_terms(self, request: CodeRequest) -> _Terms:
+        now = self._clock()
         challenge, method = self.check_pkce(request.code_challenge, request.code_challenge_method)
         key_expires_at = None
         if request.expires_at is not None:
@@ -136,25 +167,48 @@ class AuthCodeService:
         if request.usage_limit_type is not None and limit is None:
             raise BadRequest("usage_limit_type requires a limit", field="usage_limit_type")
         label = check_label(request.key_label, field="key_label")
+        return _Terms(
+            challenge=challenge,
+            method=method,
+            key_expires_at=key_expires_at,
+            limit=limit,
+            usage_limit_type=request.usage_limit_type,
+            label=label,
+        )
 
-        app = await self._apps.for_callback(callback, title)
+    async def _store_code(
+        self, user_id: str, app: App, callback_url: str | None, terms: _Terms
+    ) -> IssuedCode:
+        now = self._clock()
         secret = tokens.generate_code()
         record = AuthCode(
             code_hash=tokens.sha256_hex(secret),
             user_id=user_id,
             app_id=app.id,
-            callback_url=callback.url,
+            callback_url=callback_url,
             created_at=now,
             expires_at=now + timedelta(seconds=self._settings.code_ttl_seconds),
-            code_challenge=challenge,
-            code_challenge_method=method,
-            key_label=label,
-            limit=limit,
-            usage_limit_type=request.usage_limit_type,
-            key_expires_at=key_expires_at,
+            code_challenge=terms.challenge,
+            code_challenge_method=terms.method,
+            key_label=terms.label,
+            limit=terms.limit,
+            usage_limit_type=terms.usage_limit_type,
+            key_expires_at=terms.key_expires_at,
         )
         try:
             await self._store.create_code(record, now)
         except ChallengeInUse as exc:
             raise Conflict(CHALLENGE_IN_USE, metadata={"field": "code_challenge"}) from exc
         return IssuedCode(secret=secret, record=record, app=app)
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """A code request's validated terms, shared by the callback and headless paths."""
+
+    challenge: str | None
+    method: pkce.Method | None
+    key_expires_at: datetime | None
+    limit: int | None
+    usage_limit_type: Reset | None
+    label: str | None

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from msgspec import UNSET, UnsetType
 
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User, WebSession
 from modelgates.windows import Reset
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -110,6 +110,26 @@ class Store(Protocol):
 
     async def revoke_key_minted_by(self, code_hash: str, now: datetime) -> str | None:
         """Revoke the key minted from a used code (replay defence); return its hash."""
+        ...
+
+    # apps, looked up without creating (the consent page's GET) ------------
+    async def find_app(self, origin: str) -> App | None:
+        """The app of ``origin`` if it exists; never creates one."""
+        ...
+
+    # page sessions ----------------------------------------------------
+    async def create_session(self, session: WebSession) -> None: ...
+
+    async def get_session(self, token_hash: str) -> WebSession | None:
+        """The session with this token hash, expired or not (the caller checks)."""
+        ...
+
+    async def delete_session(self, token_hash: str) -> bool:
+        """End the session; ``False`` if there was none."""
+        ...
+
+    async def delete_expired_sessions(self, now: datetime) -> int:
+        """Drop sessions that expired before ``now``; return how many."""
         ...
 
 

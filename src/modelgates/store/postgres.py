@@ -17,7 +17,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from modelgates.errors import ChallengeInUse, DuplicateEmail
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User, WebSession
 from modelgates.store import rows
 from modelgates.store.base import key_changes, migration_files, utc
 from modelgates.windows import Reset
@@ -242,6 +242,38 @@ class PostgresStore:
                 now, key_hash,
             )  # fmt: skip
             return key_hash
+
+    # apps, looked up without creating ---------------------------------
+    async def find_app(self, origin: str) -> App | None:
+        row = await self._one("SELECT * FROM apps WHERE origin = $1", origin)
+        return None if row is None else rows.app_from_row(row, _ts)
+
+    # page sessions ----------------------------------------------------
+    async def create_session(self, session: WebSession) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO web_sessions"
+                " (token_hash, user_id, csrf_secret, created_at, expires_at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                session.token_hash, session.user_id, session.csrf_secret,
+                session.created_at, session.expires_at,
+            )  # fmt: skip
+
+    async def get_session(self, token_hash: str) -> WebSession | None:
+        row = await self._one("SELECT * FROM web_sessions WHERE token_hash = $1", token_hash)
+        return None if row is None else rows.session_from_row(row, _ts)
+
+    async def delete_session(self, token_hash: str) -> bool:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                "DELETE FROM web_sessions WHERE token_hash = $1", token_hash
+            )
+        return bool(status == "DELETE 1")
+
+    async def delete_expired_sessions(self, now: datetime) -> int:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute("DELETE FROM web_sessions WHERE expires_at <= $1", now)
+        return int(status.split()[-1])
 
 
 async def _insert_key(conn: Any, key: ApiKey) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Protocol, cast
 
 import msgspec
 
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User, WebSession
 from modelgates.pkce import Method
 from modelgates.windows import Reset, UsageCounters
 
@@ -170,3 +170,13 @@ def placeholders(count: int, style: str) -> str:
 
 KEY_COLUMN_COUNT = KEY_COLUMNS.count(",") + 1
 CODE_COLUMN_COUNT = CODE_COLUMNS.count(",") + 1
+
+
+def session_from_row(row: Row, ts: TimestampIn) -> WebSession:
+    return WebSession(
+        token_hash=row["token_hash"],
+        user_id=row["user_id"],
+        csrf_secret=row["csrf_secret"],
+        created_at=ts(row["created_at"]),
+        expires_at=ts(row["expires_at"]),
+    )

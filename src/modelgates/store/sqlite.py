@@ -22,7 +22,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from modelgates.errors import ChallengeInUse, DuplicateEmail
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User, WebSession
 from modelgates.store import rows
 from modelgates.store.base import from_iso, iso, key_changes, migration_files
 from modelgates.windows import Reset
@@ -314,6 +314,42 @@ class SqliteStore:
             return key_hash
 
         return await self._write(revoke)
+
+    # apps, looked up without creating ---------------------------------
+    async def find_app(self, origin: str) -> App | None:
+        row = self._one("SELECT * FROM apps WHERE origin = ?", (origin,))
+        return None if row is None else rows.app_from_row(row, from_iso)
+
+    # page sessions ----------------------------------------------------
+    async def create_session(self, session: WebSession) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO web_sessions"
+                " (token_hash, user_id, csrf_secret, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session.token_hash, session.user_id, session.csrf_secret,
+                 iso(session.created_at), iso(session.expires_at)),
+            )  # fmt: skip
+
+        await self._write(insert)
+
+    async def get_session(self, token_hash: str) -> WebSession | None:
+        row = self._one("SELECT * FROM web_sessions WHERE token_hash = ?", (token_hash,))
+        return None if row is None else rows.session_from_row(row, from_iso)
+
+    async def delete_session(self, token_hash: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (token_hash,))
+            return cur.rowcount == 1
+
+        return await self._write(delete)
+
+    async def delete_expired_sessions(self, now: datetime) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (iso(now),))
+            return int(cur.rowcount)
+
+        return await self._write(delete)
 
 
 def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:
