@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelgates.gateway.config import GatewayConfig
 from modelgates.services import Clock, system_clock
 from modelgates.services.apps import AppService
 from modelgates.services.auth_codes import AuthCodeService
 from modelgates.services.exchange import ExchangeService
 from modelgates.services.keys import KeyService
+from modelgates.services.metering import MeteringService
 from modelgates.services.users import UserService
 from modelgates.settings import Settings
 from modelgates.store import Store
@@ -26,9 +28,19 @@ class Services:
     keys: KeyService
     codes: AuthCodeService
     exchange: ExchangeService
+    gateway: GatewayConfig
+    metering: MeteringService
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, *, clock: Clock = system_clock) -> Services:
+    def build(
+        cls,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        gateway: GatewayConfig | None = None,
+    ) -> Services:
+        gateway = gateway or GatewayConfig()
         apps = AppService(store, clock=clock)
         keys = KeyService(store, clock=clock)
         return cls(
@@ -40,4 +52,8 @@ class Services:
             keys=keys,
             codes=AuthCodeService(store, settings, apps, clock=clock),
             exchange=ExchangeService(store, keys, apps, clock=clock),
+            gateway=gateway,
+            metering=MeteringService(
+                store, clock=clock, ttl_seconds=gateway.reservation_ttl_seconds
+            ),
         )

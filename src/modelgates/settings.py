@@ -35,6 +35,7 @@ class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
     max_body_bytes: int = 64 * 1024
     used_code_retention_seconds: int = 86_400
     database_pool_size: int = 10
+    config: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,8 @@ class Settings:
     """How long consumed codes are kept so that a replay can still be detected."""
     database_pool_size: int = 10
     """PostgreSQL connections per server process (SQLite ignores it)."""
+    config: str | None = None
+    """Path of the gateway's TOML file (providers and priced models); none: no upstream."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

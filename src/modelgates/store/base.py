@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from modelgates.models import ApiKey, App, AuthCode, User
+from modelgates.models import Admission, ApiKey, App, AuthCode, Charge, UsageAudit, User
+from modelgates.windows import day_start, month_start, week_start
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -84,6 +85,30 @@ class Store(Protocol):
         """Revoke the key minted from a used code (replay defence); return its hash."""
         ...
 
+    # metering ---------------------------------------------------------
+    async def reserve(
+        self, key_hash: str, reservation_id: str, amount: int, now: datetime, expires_at: datetime
+    ) -> Admission:
+        """In one transaction holding the key's row lock: drop the key's expired
+        reservations, then admit (insert a reservation of ``amount`` nano-dollars,
+        live until ``expires_at``) unless window spend plus live reservations has
+        reached the limit (:func:`modelgates.pricing.exceeded_limit`)."""
+        ...
+
+    async def settle(self, reservation_id: str, charge: Charge) -> None:
+        """In one transaction: delete the reservation (if still there), record
+        ``charge`` and add its cost to the key's lifetime and window counters
+        (rolling windows over lazily) and set ``last_used_at``."""
+        ...
+
+    async def release(self, reservation_id: str) -> None:
+        """Delete a reservation without charging (the upstream never served it)."""
+        ...
+
+    async def usage_audit(self, key_hash: str, now: datetime) -> UsageAudit:
+        """Sum of the key's charges and of its live reservations at ``now``."""
+        ...
+
 
 def utc(moment: datetime) -> datetime:
     """``moment`` as an aware UTC datetime (naive values are taken as UTC)."""
@@ -105,3 +130,8 @@ def from_iso(text: str) -> datetime:
 def migration_files(dialect: str) -> list[Path]:
     """The dialect's ``NNNN_name.sql`` files in order."""
     return sorted((MIGRATIONS_DIR / dialect).glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+def settle_windows(moment: datetime) -> tuple[datetime, datetime, datetime]:
+    """The day, week and month starts a charge made at ``moment`` counts in."""
+    return day_start(moment), week_start(moment), month_start(moment)
