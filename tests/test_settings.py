@@ -152,6 +152,7 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_MAX_BODY_BYTES": "4096",
         "MODELGATES_USED_CODE_RETENTION_SECONDS": "9",
         "MODELGATES_DATABASE_POOL_SIZE": "3",
+        "MODELGATES_CONFIG": "/etc/modelgates/gateway.toml",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
