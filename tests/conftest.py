@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,11 +11,13 @@ import pytest
 
 from modelgates.app import build_app
 from modelgates.container import Services
+from modelgates.gateway.config import GatewayConfig, parse_config
 from modelgates.models import User
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
 from tests.support.clock import FakeClock
 from tests.support.postgres import fresh_database
+from tests.support.upstream import Upstream, gateway_toml, running_upstream
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -90,5 +92,38 @@ async def client(
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+    ):
+        yield http
+
+
+# --- the gateway -------------------------------------------------------------
+
+UPSTREAM_KEY_ENV = "MG_TEST_UPSTREAM_KEY"
+UPSTREAM_KEY = "upstream-provider-secret"
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[Upstream]:
+    """The fake OpenAI-compatible upstream (tests/support/upstream.py), one per worker."""
+    with running_upstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def gateway_config(fake_upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> GatewayConfig:
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
+    return parse_config(gateway_toml(fake_upstream, api_key_env=UPSTREAM_KEY_ENV))
+
+
+@pytest.fixture
+async def gateway_client(
+    settings: Settings, store: Store, clock: FakeClock, gateway_config: GatewayConfig
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Like ``client``, with the gateway routed to the fake upstream."""
+    app = build_app(settings, store=store, clock=clock, gateway=gateway_config)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as http,
     ):
         yield http

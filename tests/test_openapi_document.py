@@ -51,7 +51,14 @@ ADDED_FOUNDING_RESPONSES = {"403", "503"}
 ADDED_OPERATION_KEYS = {"security"}
 MEDIA_TYPE_ADDITIONS = {"example", "examples"}
 
-NEW_ERROR_ENVELOPES = ("Forbidden", "NotFound", "MethodNotAllowed", "ServiceUnavailable")
+NEW_ERROR_ENVELOPES = (
+    "Forbidden",
+    "NotFound",
+    "MethodNotAllowed",
+    "ServiceUnavailable",
+    "BadGateway",
+    "TooManyRequests",
+)
 ALL_ERROR_ENVELOPES = (
     "BadRequest",
     "Unauthorized",
@@ -312,7 +319,16 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
     needs_bearer = {
         path for path, _, operation in operations(DOC) if operation["security"] == [{"apiKey": []}]
     }
-    assert needs_bearer == {"/auth/keys/code", "/key", "/auth/key", "/keys", "/keys/{hash}"}
+    assert needs_bearer == {
+        "/auth/keys/code",
+        "/key",
+        "/auth/key",
+        "/keys",
+        "/keys/{hash}",
+        "/chat/completions",
+        "/completions",
+        "/embeddings",
+    }
 
 
 def test_new_error_envelopes_share_the_founding_shape() -> None:

@@ -153,6 +153,7 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_USED_CODE_RETENTION_SECONDS": "9",
         "MODELGATES_DATABASE_POOL_SIZE": "3",
         "MODELGATES_SESSION_TTL_SECONDS": "3600",
+        "MODELGATES_CONFIG": "/etc/modelgates/gateway.toml",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -23,6 +24,8 @@ from modelgates.api import auth_keys, keys, management, meta
 from modelgates.api.responses import JSONResponse, error_body
 from modelgates.container import Services
 from modelgates.errors import ModelGatesError, StoreError
+from modelgates.gateway import proxy
+from modelgates.gateway.config import GatewayConfig, load_config
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
@@ -49,6 +52,10 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/keys/{{hash}}", management.update_key, methods=["PATCH"]),
         Route(f"{API}/keys/{{hash}}", management.delete_key, methods=["DELETE"]),
         Route(f"{API}/openapi.json", meta.openapi_json, methods=["GET"]),
+        Route(f"{API}/chat/completions", proxy.chat_completions, methods=["POST"]),
+        Route(f"{API}/completions", proxy.completions, methods=["POST"]),
+        Route(f"{API}/embeddings", proxy.embeddings, methods=["POST"]),
+        Route(f"{API}/models", proxy.list_models, methods=["GET"]),
         Route(
             "/.well-known/oauth-authorization-server",
             meta.authorization_server_metadata,
@@ -170,9 +177,20 @@ class ApiCorsMiddleware:
 
 
 def build_app(
-    settings: Settings, *, store: Store | None = None, clock: Clock = system_clock
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock = system_clock,
+    gateway: GatewayConfig | None = None,
 ) -> Starlette:
-    """The ASGI app. With no ``store`` it opens and migrates the configured database."""
+    """The ASGI app. With no ``store`` it opens and migrates the configured database.
+
+    The gateway's upstreams come from ``gateway``, else from ``settings.config``
+    (a TOML file, read now so that a bad file fails at start-up), else none.
+    """
+    if gateway is None:
+        gateway = load_config(settings.config) if settings.config else GatewayConfig()
+    upstream_timeout = httpx.Timeout(gateway.request_timeout_seconds, connect=10.0)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -185,8 +203,15 @@ def build_app(
         try:
             if owned:
                 await active.migrate()
-            app.state.services = Services.build(settings, active, clock=clock)
-            yield
+            app.state.services = Services.build(settings, active, clock=clock, gateway=gateway)
+            # One pooled upstream client per process, for every proxied request.
+            async with httpx.AsyncClient(
+                timeout=upstream_timeout,
+                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+                trust_env=False,
+            ) as http:
+                app.state.http = http
+                yield
         finally:
             if owned:
                 await active.close()

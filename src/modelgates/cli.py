@@ -17,6 +17,7 @@ import click
 
 from modelgates.container import Services
 from modelgates.errors import ModelGatesError
+from modelgates.gateway.config import ConfigError, GatewayConfig, load_config
 from modelgates.services import audit
 from modelgates.services.auth_codes import parse_rfc3339
 from modelgates.services.keys import isoformat
@@ -101,17 +102,41 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    metavar="PATH",
+    help=f"Gateway TOML file: providers and priced models (default: ${ENV_PREFIX}CONFIG).",
+)
 @database_option
-def serve(host: str, port: int, workers: int, database_url: str | None) -> None:
+def serve(
+    host: str, port: int, workers: int, config_path: str | None, database_url: str | None
+) -> None:
     """Run the API server (migrates the database first)."""
     import uvicorn
 
     settings = _settings(database_url)
+    if config_path is not None:
+        settings = settings.with_overrides(config=str(Path(config_path).resolve()))
+    gateway = GatewayConfig()
+    if settings.config:
+        try:
+            gateway = load_config(settings.config)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        os.environ[ENV_PREFIX + "CONFIG"] = settings.config
     applied = _run(lambda svc: svc.store.migrate(), settings.database_url, migrate=False)
     os.environ[ENV_PREFIX + "DATABASE_URL"] = settings.database_url
     click.echo(f"ModelGates: database {describe_database(settings.database_url)}")
     if applied:
         click.echo(f"ModelGates: applied migrations {', '.join(applied)}")
+    if gateway.configured:
+        click.echo(
+            f"ModelGates: gateway serves {len(gateway.models)} model(s) from {settings.config}"
+        )
+    else:
+        click.echo("ModelGates: no gateway config (--config); model routes answer 503")
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"ModelGates: listening on http://{shown_host}:{port} ({workers} worker(s))")
     uvicorn.run(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelgates.gateway.config import GatewayConfig
 from modelgates.services import Clock, system_clock
 from modelgates.services.apps import AppService
 from modelgates.services.audit import AuditLog
 from modelgates.services.auth_codes import AuthCodeService
 from modelgates.services.exchange import ExchangeService
 from modelgates.services.keys import KeyService
+from modelgates.services.metering import MeteringService
 from modelgates.services.sessions import SessionService
 from modelgates.services.users import UserService
 from modelgates.settings import Settings
@@ -30,9 +32,19 @@ class Services:
     exchange: ExchangeService
     audit: AuditLog
     sessions: SessionService
+    gateway: GatewayConfig
+    metering: MeteringService
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, *, clock: Clock = system_clock) -> Services:
+    def build(
+        cls,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        gateway: GatewayConfig | None = None,
+    ) -> Services:
+        gateway = gateway or GatewayConfig()
         apps = AppService(store, clock=clock)
         audit = AuditLog(store, clock=clock)
         keys = KeyService(store, audit, clock=clock)
@@ -47,4 +59,8 @@ class Services:
             exchange=ExchangeService(store, keys, apps, audit, clock=clock),
             audit=audit,
             sessions=SessionService(store, ttl_seconds=settings.session_ttl_seconds, clock=clock),
+            gateway=gateway,
+            metering=MeteringService(
+                store, clock=clock, ttl_seconds=gateway.reservation_ttl_seconds
+            ),
         )

@@ -11,7 +11,9 @@ envelope ``{"error": {"code", "message", "metadata"}, "user_id"}``::
     ├── NotFound               404: unknown route or resource
     ├── MethodNotAllowed       405: route exists, method does not
     ├── Conflict               409: challenge already bound to a live code
-    └── ServiceUnavailable     503: a dependency (the database) is down
+    ├── ServiceUnavailable     503: a dependency (the database) is down, or no upstream
+    ├── BadGateway             502: the upstream is unreachable or failed
+    └── UpstreamRejected       4xx: the upstream refused the request (its status)
 
 Store-level failures that are not the client's fault (``StoreError``) are
 turned into a 500 or 503 by the API layer and logged with the request id.
@@ -89,3 +91,17 @@ class ChallengeInUse(StoreError):
 
 class DuplicateEmail(StoreError):
     """Raised by ``Store.create_user`` when the e-mail address is taken."""
+
+
+class BadGateway(ModelGatesError):
+    """Raised when the upstream cannot be reached or fails (5xx, broken answer)."""
+
+    status = 502
+
+
+class UpstreamRejected(ModelGatesError):
+    """Raised when the upstream refuses a request (4xx): answered with its status."""
+
+    def __init__(self, status: int, message: str, *, metadata: dict[str, Any]) -> None:
+        super().__init__(message, metadata=metadata)
+        self.status = status

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from modelgates.pkce import Method
 from modelgates.windows import Reset, UsageCounters
@@ -122,3 +122,47 @@ class WebSession:
     csrf_secret: str
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One metered request as billed: what the key's counters were raised by.
+
+    Invariant: a key's ``usage.total`` equals the sum of its charges' ``cost``.
+    """
+
+    id: str
+    key_hash: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: int
+    """Nano-dollars."""
+    estimated: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of reserving a request's worst-case cost against a key."""
+
+    key: ApiKey | None
+    """The key as locked for the decision; ``None`` if it no longer exists."""
+    reserved: int
+    """Nano-dollars other live reservations of the key held at the decision."""
+    refused: Literal["daily", "weekly", "monthly", "total"] | None = None
+    """The limit that refused the request, or ``None`` if it was admitted."""
+
+    @property
+    def admitted(self) -> bool:
+        return self.key is not None and self.refused is None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageAudit:
+    """A key's ledger, for checking ``usage == sum(charges)``."""
+
+    charged: int
+    charges: int
+    reserved: int
+    reservations: int

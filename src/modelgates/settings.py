@@ -36,6 +36,7 @@ class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
     used_code_retention_seconds: int = 86_400
     database_pool_size: int = 10
     session_ttl_seconds: int = 43_200
+    config: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,8 @@ class Settings:
     """PostgreSQL connections per server process (SQLite ignores it)."""
     session_ttl_seconds: int = 43_200
     """Lifetime of a signed-in page session (absolute, from log-in): 12 hours."""
+    config: str | None = None
+    """Path of the gateway's TOML file (providers and priced models); none: no upstream."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -64,6 +64,7 @@ def serve(
     *,
     env: Mapping[str, str] | None = None,
     workers: int = 1,
+    config: Path | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``modelgates serve`` on a free port; stop it (and check it stopped) after."""
     port = free_port()
@@ -83,6 +84,7 @@ def serve(
                 str(workers),
                 "--database-url",
                 database_url,
+                *(["--config", str(config)] if config is not None else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -13,8 +13,18 @@ from typing import Protocol
 
 from msgspec import UNSET, UnsetType
 
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User, WebSession
-from modelgates.windows import Reset
+from modelgates.models import (
+    Admission,
+    ApiKey,
+    App,
+    AuditEvent,
+    AuthCode,
+    Charge,
+    UsageAudit,
+    User,
+    WebSession,
+)
+from modelgates.windows import Reset, day_start, month_start, week_start
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -130,6 +140,29 @@ class Store(Protocol):
 
     async def delete_expired_sessions(self, now: datetime) -> int:
         """Drop sessions that expired before ``now``; return how many."""
+
+    # metering ---------------------------------------------------------
+    async def reserve(
+        self, key_hash: str, reservation_id: str, amount: int, now: datetime, expires_at: datetime
+    ) -> Admission:
+        """In one transaction holding the key's row lock: drop the key's expired
+        reservations, then admit (insert a reservation of ``amount`` nano-dollars,
+        live until ``expires_at``) unless window spend plus live reservations has
+        reached the limit (:func:`modelgates.pricing.exceeded_limit`)."""
+        ...
+
+    async def settle(self, reservation_id: str, charge: Charge) -> None:
+        """In one transaction: delete the reservation (if still there), record
+        ``charge`` and add its cost to the key's lifetime and window counters
+        (rolling windows over lazily) and set ``last_used_at``."""
+        ...
+
+    async def release(self, reservation_id: str) -> None:
+        """Delete a reservation without charging (the upstream never served it)."""
+        ...
+
+    async def usage_audit(self, key_hash: str, now: datetime) -> UsageAudit:
+        """Sum of the key's charges and of its live reservations at ``now``."""
         ...
 
 
@@ -170,3 +203,8 @@ def key_changes(
         "limit_reset": limit_reset,
     }
     return [(column, value) for column, value in given.items() if value is not UNSET]
+
+
+def settle_windows(moment: datetime) -> tuple[datetime, datetime, datetime]:
+    """The day, week and month starts a charge made at ``moment`` counts in."""
+    return day_start(moment), week_start(moment), month_start(moment)

@@ -17,9 +17,20 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from modelgates.errors import ChallengeInUse, DuplicateEmail
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User, WebSession
+from modelgates.models import (
+    Admission,
+    ApiKey,
+    App,
+    AuditEvent,
+    AuthCode,
+    Charge,
+    UsageAudit,
+    User,
+    WebSession,
+)
+from modelgates.pricing import exceeded_limit
 from modelgates.store import rows
-from modelgates.store.base import key_changes, migration_files, utc
+from modelgates.store.base import key_changes, migration_files, settle_windows, utc
 from modelgates.windows import Reset
 
 MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
@@ -274,6 +285,85 @@ class PostgresStore:
         async with self._pool.acquire() as conn:
             status = await conn.execute("DELETE FROM web_sessions WHERE expires_at <= $1", now)
         return int(status.split()[-1])
+
+    # metering ---------------------------------------------------------
+    async def reserve(
+        self, key_hash: str, reservation_id: str, amount: int, now: datetime, expires_at: datetime
+    ) -> Admission:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # The row lock serialises admissions and settlements of this key across
+            # processes; READ COMMITTED statements after it see every committed
+            # settlement (its reservation gone and its cost in the counters).
+            row = await conn.fetchrow(
+                f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = $1 FOR UPDATE", key_hash
+            )
+            if row is None:
+                return Admission(key=None, reserved=0)
+            key = rows.key_from_row(row, _ts)
+            await conn.execute(
+                "DELETE FROM reservations WHERE key_hash = $1 AND expires_at <= $2", key_hash, now
+            )
+            reserved = int(
+                await conn.fetchval(
+                    "SELECT coalesce(sum(amount_nanos), 0) FROM reservations WHERE key_hash = $1",
+                    key_hash,
+                )
+            )
+            refused = exceeded_limit(key, reserved, now)
+            if refused is None:
+                await conn.execute(
+                    "INSERT INTO reservations (id, key_hash, amount_nanos, created_at, expires_at)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    reservation_id, key_hash, amount, now, expires_at,
+                )  # fmt: skip
+            return Admission(key=key, reserved=reserved, refused=refused)
+
+    async def settle(self, reservation_id: str, charge: Charge) -> None:
+        day, week, month = settle_windows(charge.created_at)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM reservations WHERE id = $1", reservation_id)
+            await conn.execute(
+                "INSERT INTO charges (id, key_hash, model, prompt_tokens, completion_tokens,"
+                " cost_nanos, estimated, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                charge.id, charge.key_hash, charge.model, charge.prompt_tokens,
+                charge.completion_tokens, charge.cost, charge.estimated, charge.created_at,
+            )  # fmt: skip
+            await conn.execute(
+                "UPDATE api_keys SET usage_nanos = usage_nanos + $1,"
+                " usage_day_nanos = CASE WHEN usage_day_start = $2"
+                "   THEN usage_day_nanos + $1 ELSE $1 END, usage_day_start = $2,"
+                " usage_week_nanos = CASE WHEN usage_week_start = $3"
+                "   THEN usage_week_nanos + $1 ELSE $1 END, usage_week_start = $3,"
+                " usage_month_nanos = CASE WHEN usage_month_start = $4"
+                "   THEN usage_month_nanos + $1 ELSE $1 END, usage_month_start = $4,"
+                " last_used_at = $5 WHERE hash = $6",
+                charge.cost, day, week, month, charge.created_at, charge.key_hash,
+            )  # fmt: skip
+
+    async def release(self, reservation_id: str) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute("DELETE FROM reservations WHERE id = $1", reservation_id)
+
+    async def usage_audit(self, key_hash: str, now: datetime) -> UsageAudit:
+        async with self._pool.acquire() as conn:
+            charged = await conn.fetchrow(
+                "SELECT coalesce(sum(cost_nanos), 0) AS s, count(*) AS n FROM charges"
+                " WHERE key_hash = $1",
+                key_hash,
+            )
+            reserved = await conn.fetchrow(
+                "SELECT coalesce(sum(amount_nanos), 0) AS s, count(*) AS n FROM reservations"
+                " WHERE key_hash = $1 AND expires_at > $2",
+                key_hash, now,
+            )  # fmt: skip
+        assert charged is not None
+        assert reserved is not None
+        return UsageAudit(
+            charged=int(charged["s"]),
+            charges=int(charged["n"]),
+            reserved=int(reserved["s"]),
+            reservations=int(reserved["n"]),
+        )
 
 
 async def _insert_key(conn: Any, key: ApiKey) -> None:

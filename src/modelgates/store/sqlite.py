@@ -22,9 +22,20 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from modelgates.errors import ChallengeInUse, DuplicateEmail
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User, WebSession
+from modelgates.models import (
+    Admission,
+    ApiKey,
+    App,
+    AuditEvent,
+    AuthCode,
+    Charge,
+    UsageAudit,
+    User,
+    WebSession,
+)
+from modelgates.pricing import exceeded_limit
 from modelgates.store import rows
-from modelgates.store.base import from_iso, iso, key_changes, migration_files
+from modelgates.store.base import from_iso, iso, key_changes, migration_files, settle_windows
 from modelgates.windows import Reset
 
 T = TypeVar("T")
@@ -350,6 +361,89 @@ class SqliteStore:
             return int(cur.rowcount)
 
         return await self._write(delete)
+
+    # metering ---------------------------------------------------------
+    async def reserve(
+        self, key_hash: str, reservation_id: str, amount: int, now: datetime, expires_at: datetime
+    ) -> Admission:
+        def admit(conn: sqlite3.Connection) -> Admission:
+            # BEGIN IMMEDIATE holds the database's write lock: nobody else admits
+            # or settles until this transaction ends, across processes too.
+            row = conn.execute(
+                f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,)
+            ).fetchone()
+            if row is None:
+                return Admission(key=None, reserved=0)
+            key = rows.key_from_row(row, from_iso)
+            conn.execute(
+                "DELETE FROM reservations WHERE key_hash = ? AND expires_at <= ?",
+                (key_hash, iso(now)),
+            )
+            reserved = int(
+                conn.execute(
+                    "SELECT coalesce(sum(amount_nanos), 0) FROM reservations WHERE key_hash = ?",
+                    (key_hash,),
+                ).fetchone()[0]
+            )
+            refused = exceeded_limit(key, reserved, now)
+            if refused is None:
+                conn.execute(
+                    "INSERT INTO reservations (id, key_hash, amount_nanos, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (reservation_id, key_hash, amount, iso(now), iso(expires_at)),
+                )
+            return Admission(key=key, reserved=reserved, refused=refused)
+
+        return await self._write(admit)
+
+    async def settle(self, reservation_id: str, charge: Charge) -> None:
+        day, week, month = settle_windows(charge.created_at)
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+            conn.execute(
+                "INSERT INTO charges (id, key_hash, model, prompt_tokens, completion_tokens,"
+                " cost_nanos, estimated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (charge.id, charge.key_hash, charge.model, charge.prompt_tokens,
+                 charge.completion_tokens, charge.cost, int(charge.estimated),
+                 iso(charge.created_at)),
+            )  # fmt: skip
+            conn.execute(
+                "UPDATE api_keys SET usage_nanos = usage_nanos + :c,"
+                " usage_day_nanos = CASE WHEN usage_day_start = :day"
+                "   THEN usage_day_nanos + :c ELSE :c END, usage_day_start = :day,"
+                " usage_week_nanos = CASE WHEN usage_week_start = :week"
+                "   THEN usage_week_nanos + :c ELSE :c END, usage_week_start = :week,"
+                " usage_month_nanos = CASE WHEN usage_month_start = :month"
+                "   THEN usage_month_nanos + :c ELSE :c END, usage_month_start = :month,"
+                " last_used_at = :now WHERE hash = :hash",
+                {"c": charge.cost, "day": iso(day), "week": iso(week), "month": iso(month),
+                 "now": iso(charge.created_at), "hash": charge.key_hash},
+            )  # fmt: skip
+
+        await self._write(apply)
+
+    async def release(self, reservation_id: str) -> None:
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+        )
+
+    async def usage_audit(self, key_hash: str, now: datetime) -> UsageAudit:
+        charged = self._reader.execute(
+            "SELECT coalesce(sum(cost_nanos), 0), count(*) FROM charges WHERE key_hash = ?",
+            (key_hash,),
+        ).fetchone()
+        reserved = self._reader.execute(
+            "SELECT coalesce(sum(amount_nanos), 0), count(*) FROM reservations"
+            " WHERE key_hash = ? AND expires_at > ?",
+            (key_hash, iso(now)),
+        ).fetchone()
+        return UsageAudit(
+            charged=int(charged[0]),
+            charges=int(charged[1]),
+            reserved=int(reserved[0]),
+            reservations=int(reserved[1]),
+        )
 
 
 def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible gateway: upstream configuration and the proxying handlers."""

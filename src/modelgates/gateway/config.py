@@ -1,0 +1,175 @@
+"""The gateway's upstream configuration: a TOML file naming providers and priced models.
+
+::
+
+    [gateway]
+    max_request_cost = 0.50          # USD reserved when a request has no max_tokens
+    request_timeout_seconds = 120
+
+    [providers.local]
+    base_url = "http://127.0.0.1:8001/v1"
+    api_key_env = "LOCAL_LLM_API_KEY"  # optional
+
+    [[models]]
+    id = "local/llama-3-8b"
+    provider = "local"
+    upstream_model = "llama-3-8b"      # optional; default: id after the first "/"
+    prompt_price = 0.20                # USD per million prompt tokens
+    completion_price = 0.60            # USD per million completion tokens
+    context_length = 8192              # optional
+
+Parsed with :mod:`tomllib`, validated strictly with msgspec; any problem is a
+:class:`ConfigError` with one line naming the file and the offending field.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from modelgates.pricing import Price
+from modelgates.windows import to_nanos
+
+
+class ConfigError(ValueError):
+    """The gateway configuration file cannot be used."""
+
+
+class _Gateway(msgspec.Struct, forbid_unknown_fields=True):
+    max_request_cost: float = 0.50
+    request_timeout_seconds: float = 120.0
+    reservation_ttl_seconds: float = 900.0
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+class _Provider(msgspec.Struct, forbid_unknown_fields=True):
+    base_url: str
+    api_key_env: str | None = None
+
+
+class _Model(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    provider: str
+    prompt_price: float
+    completion_price: float
+    upstream_model: str | None = None
+    context_length: int | None = None
+
+
+class _File(msgspec.Struct, forbid_unknown_fields=True):
+    gateway: _Gateway = msgspec.field(default_factory=_Gateway)
+    providers: dict[str, _Provider] = msgspec.field(default_factory=dict)
+    models: list[_Model] = msgspec.field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+
+    def api_key(self) -> str | None:
+        """The upstream key, read from the environment at call time."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    """A model clients may name, where it goes and what it costs."""
+
+    id: str
+    provider: Provider
+    upstream_model: str
+    price: Price
+    prompt_price_usd: float
+    completion_price_usd: float
+    context_length: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    max_request_cost: int = to_nanos(0.50)
+    """Nano-dollars reserved for a request without ``max_tokens``."""
+    request_timeout_seconds: float = 120.0
+    reservation_ttl_seconds: float = 900.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    models: dict[str, ModelRoute] = field(default_factory=dict)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.models)
+
+
+def _positive(value: float, name: str, *, allow_zero: bool = True) -> None:
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0")
+
+
+def parse_config(text: str) -> GatewayConfig:
+    """Parse and check the TOML text of a gateway configuration."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from exc
+    try:
+        parsed = msgspec.convert(raw, _File, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(str(exc).replace(" - at `$.", " at ").rstrip("`")) from exc
+    gw = parsed.gateway
+    _positive(gw.max_request_cost, "gateway.max_request_cost")
+    _positive(gw.request_timeout_seconds, "gateway.request_timeout_seconds", allow_zero=False)
+    _positive(gw.reservation_ttl_seconds, "gateway.reservation_ttl_seconds", allow_zero=False)
+    if gw.max_body_bytes < 1024:
+        raise ConfigError("gateway.max_body_bytes must be at least 1024")
+    providers: dict[str, Provider] = {}
+    for name, provider in parsed.providers.items():
+        if not provider.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"providers.{name}.base_url must be an http(s) URL")
+        providers[name] = Provider(name, provider.base_url.rstrip("/"), provider.api_key_env)
+    models: dict[str, ModelRoute] = {}
+    for index, model in enumerate(parsed.models):
+        where = f"models[{index}]"
+        if not model.id.strip():
+            raise ConfigError(f"{where}.id must not be empty")
+        if model.id in models:
+            raise ConfigError(f"{where}.id {model.id!r} is declared twice")
+        if model.provider not in providers:
+            raise ConfigError(f"{where}.provider {model.provider!r} is not a declared provider")
+        _positive(model.prompt_price, f"{where}.prompt_price")
+        _positive(model.completion_price, f"{where}.completion_price")
+        if model.context_length is not None and model.context_length <= 0:
+            raise ConfigError(f"{where}.context_length must be > 0")
+        upstream = model.upstream_model or model.id.split("/", 1)[-1]
+        models[model.id] = ModelRoute(
+            id=model.id,
+            provider=providers[model.provider],
+            upstream_model=upstream,
+            price=Price.per_million_usd(model.prompt_price, model.completion_price),
+            prompt_price_usd=model.prompt_price,
+            completion_price_usd=model.completion_price,
+            context_length=model.context_length,
+        )
+    return GatewayConfig(
+        max_request_cost=to_nanos(gw.max_request_cost),
+        request_timeout_seconds=gw.request_timeout_seconds,
+        reservation_ttl_seconds=gw.reservation_ttl_seconds,
+        max_body_bytes=gw.max_body_bytes,
+        models=models,
+    )
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and parse the file at ``path``; errors name the file."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"gateway config {path}: cannot read: {exc}") from exc
+    try:
+        return parse_config(text)
+    except ConfigError as exc:
+        raise ConfigError(f"gateway config {path}: {exc}") from exc
