@@ -152,12 +152,13 @@ def render_markdown(document: dict[str, Any]) -> str:
         )
         + ".",
         "",
-        "| Scenario | Backend | req/s | ratio | p50 ms | p99 ms | errors | peak RSS MB |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| Scenario | Backend | req/s | ratio | p50 ms | p99 ms | errors | peak RSS MB "
+        "| server CPU µs/req |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in document["results"]:
         if r.get("skipped"):
-            lines.append(f"| {r['title']} | {r['backend']} | skipped: {r['skipped']} | | | | | |")
+            lines.append(f"| {r['title']} | {r['backend']} | skipped: {r['skipped']} | | | | | | |")
             continue
         ratio = _num(r.get("ratio"))
         if r.get("reference", BASELINE) != BASELINE and r.get("ratio") is not None:
@@ -166,9 +167,16 @@ def render_markdown(document: dict[str, Any]) -> str:
         lines.append(
             f"| {r['title']} | {r['backend']} | {_num(r['rps'], 0)} | {ratio} "
             f"| {_num(r['p50_ms'])} | {_num(r['p99_ms'])} | {errors} "
-            f"| {_num(r.get('peak_rss_mb'), 0)} |"
+            f"| {_num(r.get('peak_rss_mb'), 0)} | {_num(r.get('cpu_us_per_req'), 0)} |"
         )
-    lines += ["", "| Target | Measured | Result |", "|---|--:|---|"]
+    lines += [
+        "",
+        "Server CPU µs/req is the server process's user + system CPU time (all threads) over "
+        "the measured run divided by its requests: less noisy than req/s on a shared machine.",
+        "",
+        "| Target | Measured | Result |",
+        "|---|--:|---|",
+    ]
     for t in document["targets"]:
         note = f" ({t['note']})" if t.get("note") else ""
         lines.append(f"| {t['target']} | {_num(t['value'])} | {t['status']}{note} |")

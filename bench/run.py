@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import report, seed, servers, wrk
+from bench import profile, report, seed, servers, wrk
 from bench.report import BASELINE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,7 +155,15 @@ def _result(
 
 
 class Runner:
-    def __init__(self, exe: str, settings: wrk.WrkSettings, workdir: Path, pg_url: str) -> None:
+    def __init__(
+        self,
+        exe: str,
+        settings: wrk.WrkSettings,
+        workdir: Path,
+        pg_url: str,
+        profile_dir: Path | None = None,
+    ) -> None:
+        self.profile_dir = profile_dir
         self.exe = exe
         self.settings = settings
         self.workdir = workdir
@@ -170,10 +178,23 @@ class Runner:
                 self.exe, server.url, script, self.settings,
                 duration_s=self.settings.warmup_s, env=prepared.warmup_env,
             )  # fmt: skip
+        sampler = None
+        if self.profile_dir is not None and into["server"] == "modelgates":
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            stacks = self.profile_dir / f"{into['scenario']}-{into['backend']}.txt"
+            sampler = profile.start(server.pid, stacks, self.settings.duration_s)
+        cpu_before = servers.cpu_seconds(server.pid)
         result = wrk.run(
             self.exe, server.url, script, self.settings,
             duration_s=self.settings.duration_s, env=prepared.main_env,
         )  # fmt: skip
+        cpu_after = servers.cpu_seconds(server.pid)
+        if cpu_before is not None and cpu_after is not None and result.requests:
+            into["cpu_us_per_req"] = (cpu_after - cpu_before) / result.requests * 1e6
+        if sampler is not None:
+            sampler.wait(timeout=30)
+            into["profile"] = str(stacks.relative_to(ROOT))
+            print(profile.render(stacks.read_text(), top=15))
         into.update(
             rps=result.rps,
             requests=result.requests,
@@ -243,7 +264,7 @@ def _print_line(r: dict[str, Any]) -> None:
     print(
         f"{r['scenario']:<14} {r['backend']:<9} {r['rps']:>9,.0f} req/s  "
         f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  errors {r['errors']:<4} "
-        f"rss {rss or 0:5.0f} MB",
+        f"rss {rss or 0:5.0f} MB  cpu {r.get('cpu_us_per_req') or 0:5.0f} µs/req",
         flush=True,
     )
 
@@ -327,6 +348,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("MODELGATES_BENCH_POSTGRES_URL", seed.DEFAULT_ADMIN_URL),
         help="A PostgreSQL server and database to create scratch databases from.",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="Sample every ModelGates server with py-spy into bench/profiles/ "
+        "(perturbs the numbers: implies --no-write).",
+    )
     parser.add_argument("--no-write", action="store_true", help="Print only; write no files.")
     parser.add_argument("--strict", action="store_true", help="Exit 1 when a target FAILs.")
     return parser.parse_args(argv)
@@ -356,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mgbench-") as tmp:
-        runner = Runner(exe, settings, Path(tmp), args.postgres_url)
+        profile_dir = ROOT / "bench" / "profiles" if args.profile else None
+        runner = Runner(exe, settings, Path(tmp), args.postgres_url, profile_dir)
         first = runner.baseline()
         runner.rate_hints[BASELINE] = first["rps"]
         stub_ctx = (
@@ -416,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = sum(r.get("errors", 0) for r in [first, last, *results])
     if errors:
         print(f"!!! {errors} ERRORS in total: the numbers above are not valid", file=sys.stderr)
-    if not args.no_write:
+    if not (args.no_write or args.profile):
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         suffix = "-quick" if args.quick else ""
         out_path = RESULTS_DIR / f"{document['date']}{suffix}.json"

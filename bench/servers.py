@@ -44,6 +44,16 @@ class Server:
         return "\n".join(text[-lines:])
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process (all its threads) has used so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()

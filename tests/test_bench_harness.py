@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import report, wrk
+from bench import profile, report, wrk
 from bench.run import code_pool_size
 
 WRK_STDOUT = """Running 3s test @ http://127.0.0.1:1234
@@ -105,7 +105,10 @@ def test_added_p50_target() -> None:
 
 
 def document() -> dict[str, Any]:
-    results = [result("get_key", ratio=0.5), result("exchange", skipped="PostgreSQL unreachable")]
+    results = [
+        result("get_key", ratio=0.5, cpu_us_per_req=150.0),
+        result("exchange", skipped="PostgreSQL unreachable"),
+    ]
     return {
         "date": "2026-01-02",
         "mode": "quick",
@@ -128,7 +131,7 @@ def document() -> dict[str, Any]:
 
 def test_markdown_has_a_row_per_scenario_and_target() -> None:
     text = report.render_markdown(document())
-    assert "| get_key | sqlite | 1,000 | 0.50 | 1.00 | 2.00 | 0 | 90 |" in text
+    assert "| get_key | sqlite | 1,000 | 0.50 | 1.00 | 2.00 | 0 | 90 | 150 |" in text
     assert "| exchange | sqlite | skipped: PostgreSQL unreachable |" in text
     assert "| GET /api/v1/key >= 0.60 of baseline | 0.50 | FAIL |" in text
     assert "Test CPU (2 cores)" in text
@@ -148,6 +151,17 @@ def test_replace_section_keeps_the_rest_of_the_file() -> None:
 def test_replace_section_appends_markers_when_absent() -> None:
     new = report.replace_section("# Benchmarks\n", "table")
     assert new == f"# Benchmarks\n\n{report.START}\ntable\n{report.END}\n"
+
+
+def test_profile_summary_shares() -> None:
+    collapsed = (
+        "main (a.py:1);handle (/x/site-packages/starlette/routing.py:9);decode (b.py:2) 3\n"
+        "main (a.py:1);handle (/x/site-packages/starlette/routing.py:9) 1\n"
+    )
+    samples, own, total = profile.summarize(collapsed)
+    assert samples == 4
+    assert own[0] == ("b.py:decode", 0.75)
+    assert dict(total)["starlette/routing.py:handle"] == 1.0
 
 
 def test_code_pool_is_an_upper_bound_with_slack() -> None:
