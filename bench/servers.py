@@ -1,0 +1,128 @@
+"""Server processes on free loopback ports, and their peak memory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+STARTUP_TIMEOUT_S = 30.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def peak_rss_mb(self) -> float | None:
+        """VmHWM (peak resident set) of the server process, in MiB."""
+        return peak_rss_mb(self.pid)
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process (all its threads) has used so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def status_of(url: str, method: str = "GET", body: bytes | None = None) -> int:
+    """HTTP status of one request (errors included), or 0 when nothing answered."""
+    request = urllib.request.Request(url, data=body, method=method)  # noqa: S310
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+@contextmanager
+def running(
+    command: list[str], workdir: Path, name: str, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """Start ``command --host 127.0.0.1 --port N``; wait for ``/ready``; stop it after."""
+    port = free_port()
+    log_path = workdir / f"{name}-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            cwd=workdir,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while status_of(server.url + "/ready") != 200:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{server.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{name} not ready in {STARTUP_TIMEOUT_S}s:\n{server.log_tail()}"
+                )
+            time.sleep(0.05)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def modelgates_command(database_url: str) -> list[str]:
+    """``modelgates serve`` exactly as an operator runs it (one worker)."""
+    return [
+        sys.executable, "-m", "modelgates", "serve", "--workers", "1",
+        "--database-url", database_url,
+    ]  # fmt: skip
+
+
+def module_command(module: str) -> list[str]:
+    """A bench server module (``bench.baseline``, ``bench.upstream_stub``)."""
+    return [sys.executable, "-m", module]

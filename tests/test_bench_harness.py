@@ -1,0 +1,169 @@
+"""The pure parts of the benchmark harness: wrk output, ratios, targets, Markdown.
+Nothing here measures time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench import profile, report, wrk
+from bench.run import code_pool_size
+
+WRK_STDOUT = """Running 3s test @ http://127.0.0.1:1234
+  2 threads and 32 connections
+BENCH_JSON {"requests":30000,"duration_us":3000000,"bytes":1,"errors":{"connect":0,\
+"read":1,"write":0,"status":2,"timeout":0},"latency_us":{"min":100,"mean":1500.5,\
+"stdev":10.0,"max":9000,"p50":1200,"p90":2000,"p99":4500,"p999":8000}}
+"""
+
+
+def result(scenario: str, backend: str = "sqlite", **fields: Any) -> dict[str, Any]:
+    return {
+        "scenario": scenario,
+        "title": scenario,
+        "backend": backend,
+        "server": "modelgates",
+        "reference": "baseline",
+        "rps": 1000.0,
+        "p50_ms": 1.0,
+        "p99_ms": 2.0,
+        "errors": 0,
+        "peak_rss_mb": 90.0,
+        **fields,
+    }
+
+
+def test_parse_output_reads_the_json_line() -> None:
+    parsed = wrk.parse_output(WRK_STDOUT)
+    assert parsed.requests == 30000
+    assert parsed.rps == pytest.approx(10000.0)
+    assert parsed.latency_ms["p50"] == pytest.approx(1.2)
+    assert parsed.latency_ms["p99"] == pytest.approx(4.5)
+    assert parsed.error_count == 3
+
+
+def test_parse_output_without_json_line_is_an_error() -> None:
+    with pytest.raises(wrk.WrkError):
+        wrk.parse_output("Running 3s test\n")
+
+
+def test_wrk_args_are_the_same_shape_for_every_scenario() -> None:
+    settings = wrk.WrkSettings(threads=2, connections=32, duration_s=10)
+    assert settings.args(10) == ["-t2", "-c32", "-d10s", "--timeout=5s"]
+    assert settings.args(0.4) == ["-t2", "-c32", "-d1s", "--timeout=5s"]
+
+
+def test_baseline_mean_and_drift() -> None:
+    summary = report.baseline_summary({"rps": 100.0, "p50_ms": 1.0}, {"rps": 80.0, "p50_ms": 3.0})
+    assert summary["rps"] == pytest.approx(90.0)
+    assert summary["p50_ms"] == pytest.approx(2.0)
+    assert summary["drift"] == pytest.approx(20 / 90)
+    assert summary["drifted"] is True
+    steady = report.baseline_summary({"rps": 100.0, "p50_ms": 1.0}, {"rps": 95.0, "p50_ms": 1.0})
+    assert steady["drifted"] is False
+
+
+def test_ratios_to_baseline_and_to_another_reference() -> None:
+    results = [
+        result("get_key", rps=600.0),
+        result("chat_direct", backend="-", server="stub", rps=2000.0, p50_ms=1.0),
+        result("chat_gateway", reference="chat_direct", rps=1200.0, p50_ms=1.4),
+        result("exchange", skipped="not today"),
+    ]
+    report.add_ratios(results, baseline_rps=1000.0)
+    assert results[0]["ratio"] == pytest.approx(0.6)
+    assert results[2]["ratio"] == pytest.approx(0.6)
+    assert results[2]["added_p50_ms"] == pytest.approx(0.4)
+    assert results[3]["ratio"] is None
+
+
+def test_targets_pass_fail_and_skip() -> None:
+    results = [
+        result("get_key", ratio=0.61),
+        result("create_code", ratio=0.30),
+        result("exchange", ratio=0.9, errors=4),
+        result("chat_gateway", skipped="no route"),
+        result("get_key", backend="postgres", ratio=0.1, peak_rss_mb=151.0),
+    ]
+    outcome = {t["target"]: t for t in report.evaluate_all(results)}
+    assert outcome["GET /api/v1/key >= 0.60 of baseline"]["status"] == "PASS"
+    assert outcome["POST /api/v1/auth/keys/code >= 0.35 of baseline"]["status"] == "FAIL"
+    exchange = outcome["POST /api/v1/auth/keys >= 0.25 of baseline"]
+    assert exchange["status"] == "FAIL"  # errors invalidate a run, whatever its speed
+    assert outcome["gateway chat >= 0.50 of direct"]["status"] == "SKIP"
+    rss = outcome["server peak RSS <= 150 MB per worker"]
+    assert (rss["status"], rss["value"]) == ("FAIL", 151.0)
+
+
+def test_added_p50_target() -> None:
+    results = [result("chat_gateway", ratio=0.7, added_p50_ms=0.8)]
+    (outcome,) = [
+        t for t in report.evaluate_all(results) if t["target"].endswith("added p50 <= 1 ms")
+    ]
+    assert outcome["status"] == "PASS"
+
+
+def document() -> dict[str, Any]:
+    results = [
+        result("get_key", ratio=0.5, cpu_us_per_req=150.0),
+        result("exchange", skipped="PostgreSQL unreachable"),
+    ]
+    return {
+        "date": "2026-01-02",
+        "mode": "quick",
+        "machine": {
+            "cpu": "Test CPU",
+            "cores": 2,
+            "memory_gb": 4.0,
+            "os": "Linux",
+            "versions": {"Python": "3.11"},
+            "git_commit": "abc123",
+        },
+        "wrk": {"threads": 2, "connections": 32, "duration_s": 3.0, "warmup_s": 0.5},
+        "baseline": report.baseline_summary(
+            {"rps": 1000.0, "p50_ms": 1.0}, {"rps": 1000.0, "p50_ms": 1.0}
+        ),
+        "results": results,
+        "targets": report.evaluate_all(results),
+    }
+
+
+def test_markdown_has_a_row_per_scenario_and_target() -> None:
+    text = report.render_markdown(document())
+    assert "| get_key | sqlite | 1,000 | 0.50 | 1.00 | 2.00 | 0 | 90 | 150 |" in text
+    assert "| exchange | sqlite | skipped: PostgreSQL unreachable |" in text
+    assert "| GET /api/v1/key >= 0.60 of baseline | 0.50 | FAIL |" in text
+    assert "Test CPU (2 cores)" in text
+    assert "commit `abc123`" in text
+
+
+def test_replace_section_keeps_the_rest_of_the_file() -> None:
+    text = f"# Title\n\nintro\n\n{report.START}\nold\n{report.END}\n\n## After\nkept\n"
+    new = report.replace_section(text, "new table\n")
+    assert "old" not in new
+    assert "new table" in new
+    assert new.startswith("# Title\n\nintro\n")
+    assert new.endswith("## After\nkept\n")
+    assert report.replace_section(new, "new table\n") == new
+
+
+def test_replace_section_appends_markers_when_absent() -> None:
+    new = report.replace_section("# Benchmarks\n", "table")
+    assert new == f"# Benchmarks\n\n{report.START}\ntable\n{report.END}\n"
+
+
+def test_profile_summary_shares() -> None:
+    collapsed = (
+        "main (a.py:1);handle (/x/site-packages/starlette/routing.py:9);decode (b.py:2) 3\n"
+        "main (a.py:1);handle (/x/site-packages/starlette/routing.py:9) 1\n"
+    )
+    samples, own, total = profile.summarize(collapsed)
+    assert samples == 4
+    assert own[0] == ("b.py:decode", 0.75)
+    assert dict(total)["starlette/routing.py:handle"] == 1.0
+
+
+def test_code_pool_is_an_upper_bound_with_slack() -> None:
+    assert code_pool_size(1000.0, 10.0) == 15500
+    assert code_pool_size(0.0, 10.0) == 500
