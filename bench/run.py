@@ -57,6 +57,8 @@ class Prepared:
     warmup_env: dict[str, str] = field(default_factory=dict)
     main_env: dict[str, str] = field(default_factory=dict)
     server_env: dict[str, str] = field(default_factory=dict)
+    server_args: list[str] = field(default_factory=list)
+    """Extra ``modelgates serve`` options (``--config PATH`` for the gateway)."""
 
 
 def _write_lines(path: Path, lines: list[str]) -> str:
@@ -92,11 +94,35 @@ def prepare_exchange(fx: Fixture) -> Prepared:
     return Prepared({"BENCH_CODES": warm}, {"BENCH_CODES": main})
 
 
+CHAT_MODEL = "bench/stub"
+"""The model ``bench/lua/chat.lua`` asks for; the generated config prices it."""
+
+
+def gateway_config(stub_url: str) -> str:
+    """A gateway TOML routing :data:`CHAT_MODEL` to the stub upstream, priced like a
+    small hosted model (the stub reports ``usage``, so every request is settled)."""
+    return (
+        "[gateway]\n"
+        "request_timeout_seconds = 30\n"
+        "\n"
+        "[providers.stub]\n"
+        f'base_url = "{stub_url}/v1"\n'
+        "\n"
+        "[[models]]\n"
+        f'id = "{CHAT_MODEL}"\n'
+        'provider = "stub"\n'
+        'upstream_model = "stub"\n'
+        "prompt_price = 0.20\n"
+        "completion_price = 0.60\n"
+    )
+
+
 def prepare_chat_gateway(fx: Fixture) -> Prepared:
+    # The seeded keys have no limit, so the run can never be refused (403).
     env = {"BENCH_KEY": fx.account.keys[0], "BENCH_CHAT_PATH": CHAT_PATH}
-    # Placeholder until the gateway branch lands: point it at the stub upstream here
-    # with whatever setting it ends up reading.
-    return Prepared(env, env, {"MODELGATES_UPSTREAM_URL": fx.stub_url + "/v1"})
+    config = fx.workdir / "gateway.toml"
+    config.write_text(gateway_config(fx.stub_url))
+    return Prepared(env, env, server_args=["--config", str(config)])
 
 
 @dataclass(frozen=True)
@@ -244,7 +270,7 @@ class Runner:
             hint = self.rate_hints.get(backend) or self.rate_hints[BASELINE]
             fixture = Fixture(backend, url, workdir, account, self.settings, hint, stub_url)
             prepared = scenario.prepare(fixture)
-            command = servers.modelgates_command(url)
+            command = [*servers.modelgates_command(url), *prepared.server_args]
             with servers.running(command, workdir, "modelgates", prepared.server_env) as server:
                 if scenario.route is not None:
                     method, path = scenario.route

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import profile, report, wrk
+from bench import profile, report, run, wrk
 from bench.run import code_pool_size
 
 WRK_STDOUT = """Running 3s test @ http://127.0.0.1:1234
@@ -167,3 +167,13 @@ def test_profile_summary_shares() -> None:
 def test_code_pool_is_an_upper_bound_with_slack() -> None:
     assert code_pool_size(1000.0, 10.0) == 15500
     assert code_pool_size(0.0, 10.0) == 500
+
+
+def test_gateway_config_routes_the_chat_model_to_the_stub() -> None:
+    from modelgates.gateway.config import parse_config
+
+    config = parse_config(run.gateway_config("http://127.0.0.1:9"))
+    route = config.models[run.CHAT_MODEL]
+    assert route.provider.base_url == "http://127.0.0.1:9/v1"
+    assert route.upstream_model == "stub"
+    assert route.price.cost(9, 2) > 0
