@@ -412,7 +412,7 @@ def test_current_key_schema_describes_current_key_data() -> None:
     schema = DOC["components"]["schemas"]["KeyGetResponsesContentApplicationJsonSchemaData"]
     validator = component_validator("ApiKeys_getCurrentKey_Response_200")
     for key, user in sample_keys():
-        data = current_key_data(key, user, NOW)
+        data = current_key_data(key, user.workspace_id if user else None, NOW)
         assert set(data) == set(schema["properties"]) == set(schema["required"])
         validator.validate({"data": data})
         if data["effective_budget"] is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import secrets
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -139,8 +139,13 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+                break
+        if not _SAFE_REQUEST_ID.fullmatch(request_id):
+            request_id = secrets.token_hex(16)  # 32 hex digits, like uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode("ascii"))
 
@@ -170,10 +175,29 @@ class ApiCorsMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(API + "/"):
+        if scope["type"] != "http" or not scope["path"].startswith(API + "/"):
+            await self.app(scope, receive, send)
+        elif any(name == b"origin" for name, _ in scope["headers"]):
             await self.cors(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            # Not a CORS request: all CORSMiddleware would do is add "Vary: Origin",
+            # which is done here without its per-request header parsing.
+            await self.app(scope, receive, _vary_origin(send))
+
+
+def _vary_origin(send: Send) -> Send:
+    """``send`` adding ``Origin`` to the response's ``Vary`` (as CORSMiddleware does)."""
+
+    async def send_with_vary(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            vary = [value for name, value in headers if name.lower() == b"vary"]
+            headers = [(name, value) for name, value in headers if name.lower() != b"vary"]
+            headers.append((b"vary", b", ".join([*vary, b"Origin"])))
+            message["headers"] = headers
+        await send(message)
+
+    return send_with_vary
 
 
 def build_app(

@@ -13,5 +13,5 @@ from modelgates.services.keys import current_key_data
 async def current_key(request: Request) -> Response:
     svc = services(request)
     key = await svc.keys.authenticate(request.headers.get("authorization"))
-    user = await svc.store.get_user(key.user_id)
-    return JSONResponse({"data": current_key_data(key, user, svc.clock())})
+    workspace_id = await svc.users.workspace_id(key.user_id)
+    return JSONResponse({"data": current_key_data(key, workspace_id, svc.clock())})

@@ -345,7 +345,7 @@ def key_object(key: ApiKey, user: User | None, now: datetime) -> dict[str, Any]:
     }
 
 
-def current_key_data(key: ApiKey, user: User | None, now: datetime) -> dict[str, Any]:
+def current_key_data(key: ApiKey, workspace_id: str | None, now: datetime) -> dict[str, Any]:
     """OpenRouter's ``GET /key`` field set for ``key`` at ``now``."""
     budget = key_budget(key, now)
     return {
@@ -357,7 +357,7 @@ def current_key_data(key: ApiKey, user: User | None, now: datetime) -> dict[str,
         "is_free_tier": False,
         "creator_user_id": None,
         "organization_id": None,
-        "workspace_id": user.workspace_id if user else None,
+        "workspace_id": workspace_id,
         "app_id": key.app_id,
         "rate_limit": {"requests": -1, "interval": "10s", "note": "deprecated"},
         "allowed_data_regions": [],

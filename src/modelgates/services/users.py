@@ -16,6 +16,7 @@ from modelgates.store import Store
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
+WORKSPACE_CACHE_SIZE = 100_000
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -31,6 +32,7 @@ class UserService:
         self._store = store
         self._clock = clock
         self._hasher = PasswordHasher()  # argon2id with the library's current defaults
+        self._workspaces: dict[str, str] = {}
 
     async def create(self, email: str, password: str) -> User:
         """Create a user; the password is kept only as an argon2id hash."""
@@ -54,6 +56,19 @@ class UserService:
         except DuplicateEmail as exc:
             raise BadRequest("a user with this email already exists", field="email") from exc
         return user
+
+    async def workspace_id(self, user_id: str) -> str | None:
+        """The user's workspace id, cached: it is set at creation and never changes
+        (``GET /key`` needs nothing else from the user row)."""
+        found = self._workspaces.get(user_id)
+        if found is None:
+            user = await self._store.get_user(user_id)
+            if user is None:
+                return None
+            if len(self._workspaces) >= WORKSPACE_CACHE_SIZE:
+                self._workspaces.clear()
+            found = self._workspaces[user_id] = user.workspace_id
+        return found
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._store.get_user_by_email(normalise_email(email))

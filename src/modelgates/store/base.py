@@ -174,13 +174,16 @@ def utc(moment: datetime) -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    """Fixed-width ISO 8601 UTC text: sorts and compares as text in SQLite."""
-    return utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Fixed-width ISO 8601 UTC text (``2026-11-29T10:30:00.000000Z``): sorts and
+    compares as text in SQLite."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_iso(text: str) -> datetime:
-    """Inverse of :func:`iso`."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """Inverse of :func:`iso` (``fromisoformat`` reads the ``Z``: ~10x ``strptime``)."""
+    return datetime.fromisoformat(text)
 
 
 def migration_files(dialect: str) -> list[Path]:

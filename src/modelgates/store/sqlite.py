@@ -321,20 +321,23 @@ class SqliteStore:
 
     # codes ------------------------------------------------------------
     async def create_code(self, code: AuthCode, now: datetime) -> None:
+        values = rows.code_insert_values(code, iso)
+        insert_sql = f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"
+        marks = rows.placeholders(rows.CODE_COLUMN_COUNT, "qmark")
+
         def insert(conn: sqlite3.Connection) -> None:
-            if code.code_challenge is not None:
-                clash = conn.execute(
-                    "SELECT 1 FROM auth_codes WHERE user_id = ? AND code_challenge = ?"
-                    " AND used_at IS NULL AND expires_at > ?",
-                    (code.user_id, code.code_challenge, iso(now)),
-                ).fetchone()
-                if clash is not None:
-                    raise ChallengeInUse(code.code_challenge)
-            conn.execute(
-                f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"
-                f" VALUES ({rows.placeholders(rows.CODE_COLUMN_COUNT, 'qmark')})",
-                rows.code_insert_values(code, iso),
+            if code.code_challenge is None:
+                conn.execute(f"{insert_sql} VALUES ({marks})", values)
+                return
+            # The 409 check and the insert in one statement (the write lock is held).
+            cur = conn.execute(
+                f"{insert_sql} SELECT {marks}"
+                " WHERE NOT EXISTS (SELECT 1 FROM auth_codes WHERE user_id = ?"
+                " AND code_challenge = ? AND used_at IS NULL AND expires_at > ?)",
+                (*values, code.user_id, code.code_challenge, iso(now)),
             )
+            if cur.rowcount != 1:
+                raise ChallengeInUse(code.code_challenge)
 
         await self._write(insert)
 
