@@ -98,7 +98,7 @@ def _with_request_id(metadata: dict[str, Any] | None, request: Request) -> dict[
 async def _on_modelgates_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelGatesError)
     body = error_body(exc.status, exc.message, _with_request_id(exc.metadata, request))
-    return JSONResponse(body, status_code=exc.status)
+    return JSONResponse(body, status_code=exc.status, headers=getattr(exc, "headers", None))
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
@@ -213,6 +213,9 @@ def build_app(
                 app.state.http = http
                 yield
         finally:
+            services = getattr(app.state, "services", None)
+            if services is not None:
+                await services.limiter.close()
             if owned:
                 await active.close()
 

@@ -37,6 +37,13 @@ class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
     database_pool_size: int = 10
     session_ttl_seconds: int = 43_200
     config: str | None = None
+    redis_url: str | None = None
+    rate_limit_exchange_per_address: int = 60
+    rate_limit_exchange_failures_per_code: int = 10
+    rate_limit_codes_per_key: int = 60
+    rate_limit_login_per_account: int = 5
+    rate_limit_login_per_address: int = 20
+    rate_limit_gateway_per_key: int = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,20 @@ class Settings:
     """Lifetime of a signed-in page session (absolute, from log-in): 12 hours."""
     config: str | None = None
     """Path of the gateway's TOML file (providers and priced models); none: no upstream."""
+    redis_url: str | None = None
+    """``redis://host:6379/0``: share rate-limit counters between processes (else in-process)."""
+    rate_limit_exchange_per_address: int = 60
+    """Code exchanges per client address per minute (0: no limit)."""
+    rate_limit_exchange_failures_per_code: int = 10
+    """Failed exchanges of one code per hour, then 429 (stops verifier guessing)."""
+    rate_limit_codes_per_key: int = 60
+    """``POST /auth/keys/code`` per key per minute."""
+    rate_limit_login_per_account: int = 5
+    """Failed page log-ins per account per 15 minutes."""
+    rate_limit_login_per_address: int = 20
+    """Failed page log-ins per client address per 15 minutes."""
+    rate_limit_gateway_per_key: int = 600
+    """Gateway (model) requests per key per minute."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +119,18 @@ class Settings:
         if not 60 <= self.session_ttl_seconds <= 30 * 86_400:
             raise SettingsError(
                 f"{ENV_PREFIX}SESSION_TTL_SECONDS must be between 60 seconds and 30 days"
+            )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.startswith("rate_limit_") and not 0 <= value <= 1_000_000:
+                raise SettingsError(
+                    f"{ENV_PREFIX}{f.name.upper()} must be between 0 (no limit) and 1000000"
+                )
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise SettingsError(
+                f"{ENV_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://"
             )
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(
