@@ -60,7 +60,7 @@ def test_revoke_disable_relimit_propagate(
             f"k{n}",
             database_url=database_url,
             cwd=tmp_path,
-        ).strip()  # fmt: skip
+        ).strip()
         for n in range(3)
     ]
     admin = {"Authorization": f"Bearer {manager}"}
