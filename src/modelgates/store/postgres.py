@@ -329,13 +329,7 @@ class PostgresStore:
                 charge.completion_tokens, charge.cost, charge.estimated, charge.created_at,
             )  # fmt: skip
             await conn.execute(
-                "UPDATE api_keys SET usage_nanos = usage_nanos + $1,"
-                " usage_day_nanos = CASE WHEN usage_day_start = $2"
-                "   THEN usage_day_nanos + $1 ELSE $1 END, usage_day_start = $2,"
-                " usage_week_nanos = CASE WHEN usage_week_start = $3"
-                "   THEN usage_week_nanos + $1 ELSE $1 END, usage_week_start = $3,"
-                " usage_month_nanos = CASE WHEN usage_month_start = $4"
-                "   THEN usage_month_nanos + $1 ELSE $1 END, usage_month_start = $4,"
+                f"UPDATE api_keys SET {rows.window_increments('$1', '$2', '$3', '$4')},"
                 " last_used_at = $5 WHERE hash = $6",
                 charge.cost, day, week, month, charge.created_at, charge.key_hash,
             )  # fmt: skip

@@ -409,13 +409,7 @@ class SqliteStore:
                  iso(charge.created_at)),
             )  # fmt: skip
             conn.execute(
-                "UPDATE api_keys SET usage_nanos = usage_nanos + :c,"
-                " usage_day_nanos = CASE WHEN usage_day_start = :day"
-                "   THEN usage_day_nanos + :c ELSE :c END, usage_day_start = :day,"
-                " usage_week_nanos = CASE WHEN usage_week_start = :week"
-                "   THEN usage_week_nanos + :c ELSE :c END, usage_week_start = :week,"
-                " usage_month_nanos = CASE WHEN usage_month_start = :month"
-                "   THEN usage_month_nanos + :c ELSE :c END, usage_month_start = :month,"
+                f"UPDATE api_keys SET {rows.window_increments(':c', ':day', ':week', ':month')},"
                 " last_used_at = :now WHERE hash = :hash",
                 {"c": charge.cost, "day": iso(day), "week": iso(week), "month": iso(month),
                  "now": iso(charge.created_at), "hash": charge.key_hash},
