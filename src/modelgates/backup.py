@@ -17,7 +17,11 @@ from pathlib import Path
 
 from modelgates.store.sqlite import BUSY_TIMEOUT_MS, path_from_url
 
-PAGES_PER_STEP = 1024
+# All pages in one step, inside one read transaction: in WAL mode that snapshot
+# does not block writers, and it cannot be restarted by their writes (a stepwise
+# backup restarts whenever another connection writes, and may never finish
+# under a steady write load).
+PAGES_PER_STEP = -1
 
 
 class BackupError(Exception):
