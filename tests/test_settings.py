@@ -154,6 +154,8 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_DATABASE_POOL_SIZE": "3",
         "MODELGATES_SESSION_TTL_SECONDS": "3600",
         "MODELGATES_CONFIG": "/etc/modelgates/gateway.toml",
+        "MODELGATES_LOG_FORMAT": "text",
+        "MODELGATES_PURGE_INTERVAL_SECONDS": "60",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
@@ -269,3 +271,16 @@ def test_settings_are_frozen() -> None:
 def test_session_ttl_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(SettingsError, match="MODELGATES_SESSION_TTL_SECONDS"):
         Settings.from_env({"MODELGATES_SESSION_TTL_SECONDS": value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("LOG_FORMAT", "xml"), ("PURGE_INTERVAL_SECONDS", "-1")]
+)
+def test_bad_operations_settings_rejected(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=ENV_PREFIX + name):
+        Settings.from_env({ENV_PREFIX + name: value})
+
+
+def test_log_format_is_case_insensitive_and_defaults_to_json() -> None:
+    assert Settings().log_format == "json"
+    assert Settings.from_env({"MODELGATES_LOG_FORMAT": "TEXT"}).log_format == "text"

@@ -16,6 +16,7 @@ import msgspec
 
 PkcePolicy = Literal["compatible", "s256"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "text"]
 
 ENV_PREFIX = "MODELGATES_"
 DEFAULT_DATABASE_URL = "sqlite:///modelgates.db"
@@ -37,6 +38,8 @@ class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
     database_pool_size: int = 10
     session_ttl_seconds: int = 43_200
     config: str | None = None
+    log_format: LogFormat = "json"
+    purge_interval_seconds: int = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,10 @@ class Settings:
     """Lifetime of a signed-in page session (absolute, from log-in): 12 hours."""
     config: str | None = None
     """Path of the gateway's TOML file (providers and priced models); none: no upstream."""
+    log_format: LogFormat = "json"
+    """``json``: one JSON object per line (with the request id); ``text``: readable lines."""
+    purge_interval_seconds: int = 300
+    """How often expired codes, sessions and reservations are purged (0: never)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,8 +80,9 @@ class Settings:
             for f in fields(cls)
             if ENV_PREFIX + f.name.upper() in env
         }
-        if "log_level" in raw:
-            raw["log_level"] = raw["log_level"].lower()
+        for lowered in ("log_level", "log_format"):
+            if lowered in raw:
+                raw[lowered] = raw[lowered].lower()
         try:
             parsed = msgspec.convert(raw, _EnvSettings, strict=False)
         except msgspec.ValidationError as exc:
@@ -98,6 +106,10 @@ class Settings:
         if not 60 <= self.session_ttl_seconds <= 30 * 86_400:
             raise SettingsError(
                 f"{ENV_PREFIX}SESSION_TTL_SECONDS must be between 60 seconds and 30 days"
+            )
+        if not 0 <= self.purge_interval_seconds <= 86_400:
+            raise SettingsError(
+                f"{ENV_PREFIX}PURGE_INTERVAL_SECONDS must be between 0 (off) and 86400"
             )
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(

@@ -359,6 +359,33 @@ class PostgresStore:
             reservations=int(reserved["n"]),
         )
 
+    # purge (bounded batches; see modelgates.purge) ----------------------
+    async def _purge(self, sql: str, *args: Any) -> int:
+        async with self._pool.acquire() as conn:
+            status: str = await conn.execute(sql, *args)
+        return int(status.split()[-1])
+
+    async def purge_codes(self, now: datetime, used_before: datetime, limit: int) -> int:
+        return await self._purge(
+            "DELETE FROM auth_codes WHERE code_hash IN (SELECT code_hash FROM auth_codes"
+            " WHERE (used_at IS NULL AND expires_at <= $1) OR used_at <= $2 LIMIT $3)",
+            now, used_before, limit,
+        )  # fmt: skip
+
+    async def purge_sessions(self, now: datetime, limit: int) -> int:
+        return await self._purge(
+            "DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash"
+            " FROM web_sessions WHERE expires_at <= $1 LIMIT $2)",
+            now, limit,
+        )  # fmt: skip
+
+    async def purge_reservations(self, now: datetime, limit: int) -> int:
+        return await self._purge(
+            "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations"
+            " WHERE expires_at <= $1 LIMIT $2)",
+            now, limit,
+        )  # fmt: skip
+
 
 async def _insert_key(conn: Any, key: ApiKey) -> None:
     await conn.execute(

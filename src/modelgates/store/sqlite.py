@@ -439,6 +439,40 @@ class SqliteStore:
             reservations=int(reserved[1]),
         )
 
+    # purge (bounded batches; see modelgates.purge) ----------------------
+    async def purge_codes(self, now: datetime, used_before: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM auth_codes WHERE code_hash IN (SELECT code_hash FROM auth_codes"
+                " WHERE (used_at IS NULL AND expires_at <= ?) OR used_at <= ? LIMIT ?)",
+                (iso(now), iso(used_before), limit),
+            )
+            return int(cur.rowcount)
+
+        return await self._write(delete)
+
+    async def purge_sessions(self, now: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash"
+                " FROM web_sessions WHERE expires_at <= ? LIMIT ?)",
+                (iso(now), limit),
+            )
+            return int(cur.rowcount)
+
+        return await self._write(delete)
+
+    async def purge_reservations(self, now: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations"
+                " WHERE expires_at <= ? LIMIT ?)",
+                (iso(now), limit),
+            )
+            return int(cur.rowcount)
+
+        return await self._write(delete)
+
 
 def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:
     conn.execute(
