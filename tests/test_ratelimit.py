@@ -235,3 +235,21 @@ async def test_gateway_requests_are_limited_per_key(
     assert_rate_limited(
         await limited.post("/api/v1/chat/completions", json=body, headers=limited_account.auth), 2
     )
+
+
+def test_every_refusal_is_counted_in_metrics() -> None:
+    from prometheus_client import REGISTRY
+
+    from modelgates.ratelimit import Decision, TooManyRequests
+
+    def refusals() -> float:
+        value = REGISTRY.get_sample_value(
+            "modelgates_rate_limit_refusals_total", {"scope": "metrics-probe"}
+        )
+        return value or 0.0
+
+    before = refusals()
+    decision = Decision(allowed=False, limit=1, remaining=0, reset_at=0.0, retry_after=1)
+    error = TooManyRequests(decision, scope="metrics-probe")
+    assert error.status == 429
+    assert refusals() == before + 1

@@ -161,6 +161,8 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_RATE_LIMIT_LOGIN_PER_ACCOUNT": "0",
         "MODELGATES_RATE_LIMIT_LOGIN_PER_ADDRESS": "4",
         "MODELGATES_RATE_LIMIT_GATEWAY_PER_KEY": "5",
+        "MODELGATES_LOG_FORMAT": "text",
+        "MODELGATES_PURGE_INTERVAL_SECONDS": "60",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
@@ -289,3 +291,16 @@ def test_session_ttl_out_of_range_is_refused(value: str) -> None:
 def test_rate_limit_settings_are_checked(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("LOG_FORMAT", "xml"), ("PURGE_INTERVAL_SECONDS", "-1")]
+)
+def test_bad_operations_settings_rejected(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=ENV_PREFIX + name):
+        Settings.from_env({ENV_PREFIX + name: value})
+
+
+def test_log_format_is_case_insensitive_and_defaults_to_json() -> None:
+    assert Settings().log_format == "json"
+    assert Settings.from_env({"MODELGATES_LOG_FORMAT": "TEXT"}).log_format == "text"

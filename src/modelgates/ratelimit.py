@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from modelgates import metrics
 from modelgates.errors import ModelGatesError
 from modelgates.settings import Settings
 
@@ -94,6 +95,7 @@ class TooManyRequests(ModelGatesError):
         super().__init__(TOO_MANY_REQUESTS, metadata={"headers": rate_headers, "scope": scope})
         self.headers = headers
         self.scope = scope
+        metrics.RATE_LIMIT_REFUSALS.labels(scope=scope).inc()
 
 
 def _window(rule: Rule, now: float) -> tuple[int, float]:

@@ -16,6 +16,7 @@ import msgspec
 
 PkcePolicy = Literal["compatible", "s256"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "text"]
 
 ENV_PREFIX = "MODELGATES_"
 DEFAULT_DATABASE_URL = "sqlite:///modelgates.db"
@@ -44,6 +45,8 @@ class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
     rate_limit_login_per_account: int = 5
     rate_limit_login_per_address: int = 20
     rate_limit_gateway_per_key: int = 600
+    log_format: LogFormat = "json"
+    purge_interval_seconds: int = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,10 @@ class Settings:
     """Failed page log-ins per client address per 15 minutes."""
     rate_limit_gateway_per_key: int = 600
     """Gateway (model) requests per key per minute."""
+    log_format: LogFormat = "json"
+    """``json``: one JSON object per line (with the request id); ``text``: readable lines."""
+    purge_interval_seconds: int = 300
+    """How often expired codes, sessions and reservations are purged (0: never)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,8 +101,9 @@ class Settings:
             for f in fields(cls)
             if ENV_PREFIX + f.name.upper() in env
         }
-        if "log_level" in raw:
-            raw["log_level"] = raw["log_level"].lower()
+        for lowered in ("log_level", "log_format"):
+            if lowered in raw:
+                raw[lowered] = raw[lowered].lower()
         try:
             parsed = msgspec.convert(raw, _EnvSettings, strict=False)
         except msgspec.ValidationError as exc:
@@ -131,6 +139,10 @@ class Settings:
         ):
             raise SettingsError(
                 f"{ENV_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://"
+            )
+        if not 0 <= self.purge_interval_seconds <= 86_400:
+            raise SettingsError(
+                f"{ENV_PREFIX}PURGE_INTERVAL_SECONDS must be between 0 (off) and 86400"
             )
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from modelgates import metrics
 from modelgates.api.state import services
 from modelgates.callbacks import Callback
 from modelgates.errors import BadRequest, ModelGatesError
@@ -153,6 +154,7 @@ async def login_submit(request: Request) -> Response:
     refusal = await limiter.refusal(account, address)
     if refusal is not None:
         wait = refusal.retry_after
+        metrics.RATE_LIMIT_REFUSALS.labels(scope="login").inc()
         raise PageError(
             429,
             "Too many attempts",
