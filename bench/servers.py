@@ -78,6 +78,19 @@ def status_of(url: str, method: str = "GET", body: bytes | None = None) -> int:
     except OSError:
         return 0
 
+# The load generators hammer one key from one address: rate limits would measure 429s.
+NO_RATE_LIMITS = {
+    f"MODELGATES_RATE_LIMIT_{name}": "0"
+    for name in (
+        "EXCHANGE_PER_ADDRESS",
+        "EXCHANGE_FAILURES_PER_CODE",
+        "CODES_PER_KEY",
+        "LOGIN_PER_ACCOUNT",
+        "LOGIN_PER_ADDRESS",
+        "GATEWAY_PER_KEY",
+    )
+}
+
 
 @contextmanager
 def running(
@@ -91,7 +104,7 @@ def running(
             [*command, "--host", "127.0.0.1", "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            env={**os.environ, "PYTHONPATH": str(ROOT), **NO_RATE_LIMITS, **(env or {})},
             cwd=workdir,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path)

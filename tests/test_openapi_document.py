@@ -47,7 +47,7 @@ ALLOWED_PROPERTY_ADDITIONS: dict[str, set[str]] = {
     "code_challenge": {"pattern"},
 }
 ADDED_BODY_PROPERTIES = {"workspace_id"}
-ADDED_FOUNDING_RESPONSES = {"403", "503"}
+ADDED_FOUNDING_RESPONSES = {"403", "429", "503"}
 ADDED_OPERATION_KEYS = {"security"}
 MEDIA_TYPE_ADDITIONS = {"example", "examples"}
 
@@ -292,7 +292,7 @@ def test_documented_routes_are_exactly_the_served_routes() -> None:
 
 def test_routes_outside_the_api_override_the_server() -> None:
     for path, item in DOC["paths"].items():
-        outside = path.startswith("/.well-known/") or path in {"/health", "/ready"}
+        outside = path.startswith("/.well-known/") or path in {"/health", "/ready", "/metrics"}
         assert ("servers" in item) == outside, path
 
 
@@ -487,7 +487,7 @@ def test_exchange_operation() -> None:
     assert operation["operationId"] == "exchange-auth-code-for-api-key"
     assert operation["tags"] == ["subpackage_oAuth"]
     assert operation["security"] == []
-    assert set(operation["responses"]) == {"200", "400", "403", "405", "500", "503"}
+    assert set(operation["responses"]) == {"200", "400", "403", "405", "429", "500", "503"}
     success = deref(operation["responses"]["200"]["content"]["application/json"]["schema"])
     assert success["required"] == ["key", "user_id"]
 

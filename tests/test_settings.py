@@ -154,6 +154,15 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_DATABASE_POOL_SIZE": "3",
         "MODELGATES_SESSION_TTL_SECONDS": "3600",
         "MODELGATES_CONFIG": "/etc/modelgates/gateway.toml",
+        "MODELGATES_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "MODELGATES_RATE_LIMIT_EXCHANGE_PER_ADDRESS": "1",
+        "MODELGATES_RATE_LIMIT_EXCHANGE_FAILURES_PER_CODE": "2",
+        "MODELGATES_RATE_LIMIT_CODES_PER_KEY": "3",
+        "MODELGATES_RATE_LIMIT_LOGIN_PER_ACCOUNT": "0",
+        "MODELGATES_RATE_LIMIT_LOGIN_PER_ADDRESS": "4",
+        "MODELGATES_RATE_LIMIT_GATEWAY_PER_KEY": "5",
+        "MODELGATES_LOG_FORMAT": "text",
+        "MODELGATES_PURGE_INTERVAL_SECONDS": "60",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
@@ -269,3 +278,29 @@ def test_settings_are_frozen() -> None:
 def test_session_ttl_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(SettingsError, match="MODELGATES_SESSION_TTL_SECONDS"):
         Settings.from_env({"MODELGATES_SESSION_TTL_SECONDS": value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MODELGATES_RATE_LIMIT_GATEWAY_PER_KEY", "-1"),
+        ("MODELGATES_RATE_LIMIT_CODES_PER_KEY", "1000001"),
+        ("MODELGATES_REDIS_URL", "http://127.0.0.1:6379"),
+    ],
+)
+def test_rate_limit_settings_are_checked(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("LOG_FORMAT", "xml"), ("PURGE_INTERVAL_SECONDS", "-1")]
+)
+def test_bad_operations_settings_rejected(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=ENV_PREFIX + name):
+        Settings.from_env({ENV_PREFIX + name: value})
+
+
+def test_log_format_is_case_insensitive_and_defaults_to_json() -> None:
+    assert Settings().log_format == "json"
+    assert Settings.from_env({"MODELGATES_LOG_FORMAT": "TEXT"}).log_format == "text"

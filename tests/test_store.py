@@ -20,7 +20,7 @@ import pytest
 
 from modelgates import tokens
 from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
-from modelgates.models import ApiKey, App, AuthCode, User, WebSession
+from modelgates.models import ApiKey, App, AuthCode, Charge, User, WebSession
 from modelgates.store import Store, open_store
 from modelgates.store.base import migration_files
 from modelgates.store.postgres import PostgresStore
@@ -996,3 +996,27 @@ async def test_find_app_never_creates(store: Store, now: datetime) -> None:
     created = await store.get_or_create_app("https://known.example", "Known", now)
     assert await store.find_app("https://known.example") == created
     assert await store.find_app("https://unknown.example") is None
+
+
+async def test_late_settlement_never_resets_a_newer_window(store: Store) -> None:
+    """A settlement that raced a day rollover in another process counts towards the
+    lifetime total only; it must not wipe the newer day's counter."""
+    day_two = datetime(2026, 3, 2, 0, 0, 1, tzinfo=UTC)
+    day_one = datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)
+    user = await add_user(store, day_one)
+    key = make_key(user, day_one)
+    await store.create_key(key)
+
+    def charge(cost: int, at: datetime) -> Charge:
+        return Charge(
+            id=secrets.token_hex(8), key_hash=key.hash, model="m", prompt_tokens=1,
+            completion_tokens=1, cost=cost, estimated=False, created_at=at,
+        )  # fmt: skip
+
+    await store.settle("r-new", charge(7, day_two))
+    await store.settle("r-late", charge(5, day_one))
+    stored = await store.get_key(key.hash)
+    assert stored is not None
+    assert stored.usage.total == 12
+    assert stored.usage.daily(day_two) == 7
+    assert stored.usage.day_start == datetime(2026, 3, 2, tzinfo=UTC)

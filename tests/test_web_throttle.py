@@ -1,36 +1,57 @@
-"""The in-process sliding-window log-in throttle."""
+"""The log-in throttle on the server's rate limiter (fixed 15-minute windows)."""
 
 from __future__ import annotations
 
-from modelgates.web.throttle import MemoryThrottle
+from modelgates.ratelimit import MemoryCounters, RateLimiter, Rule
+from modelgates.web.throttle import LoginThrottle
 
 
 class Ticks:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 900.0 * 1000  # the start of a window
 
     def __call__(self) -> float:
         return self.now
 
 
-def test_blocks_after_the_limit_until_the_oldest_failure_leaves_the_window() -> None:
+def throttle(ticks: Ticks) -> LoginThrottle:
+    limiter = RateLimiter(MemoryCounters(clock=ticks), clock=ticks)
+    return LoginThrottle(
+        limiter,
+        account=Rule("login_account", 5, 900),
+        address=Rule("login_address", 20, 900),
+    )
+
+
+async def test_blocks_after_the_limit_until_the_window_ends() -> None:
     ticks = Ticks()
-    throttle = MemoryThrottle(window_seconds=900, clock=ticks)
+    login = throttle(ticks)
     for _ in range(5):
-        assert throttle.retry_after("account:a", 5) is None
-        throttle.failed("account:a")
+        assert await login.refusal("a@example.com", "10.0.0.1") is None
+        await login.failed("a@example.com", "10.0.0.1")
         ticks.now += 10
-    wait = throttle.retry_after("account:a", 5)
-    assert wait == 900 - 50
-    assert throttle.retry_after("account:b", 5) is None  # keys are independent
-    ticks.now += wait
-    assert throttle.retry_after("account:a", 5) is None  # the first failure slid out
+    refusal = await login.refusal("a@example.com", "10.0.0.2")
+    assert refusal is not None
+    assert refusal.retry_after == 900 - 50
+    assert refusal.headers()["X-RateLimit-Remaining"] == "0"
+    assert await login.refusal("b@example.com", "10.0.0.1") is None  # accounts are independent
+    ticks.now += refusal.retry_after
+    assert await login.refusal("a@example.com", "10.0.0.1") is None  # a new window
 
 
-def test_clear_forgets_failures() -> None:
-    throttle = MemoryThrottle(clock=Ticks())
+async def test_the_address_limit_spans_accounts() -> None:
+    ticks = Ticks()
+    login = throttle(ticks)
+    for n in range(20):
+        await login.failed(f"user{n}@example.com", "10.0.0.1")
+    assert await login.refusal("new@example.com", "10.0.0.1") is not None
+    assert await login.refusal("new@example.com", "10.0.0.9") is None
+
+
+async def test_success_forgets_the_account_failures() -> None:
+    login = throttle(Ticks())
     for _ in range(5):
-        throttle.failed("account:a")
-    assert throttle.retry_after("account:a", 5) is not None
-    throttle.clear("account:a")
-    assert throttle.retry_after("account:a", 5) is None
+        await login.failed("a@example.com", "10.0.0.1")
+    assert await login.refusal("a@example.com", "10.0.0.1") is not None
+    await login.succeeded("a@example.com")
+    assert await login.refusal("a@example.com", "10.0.0.1") is None

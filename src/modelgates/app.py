@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -20,12 +21,15 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modelgates import logs, metrics
 from modelgates.api import auth_keys, keys, management, meta
 from modelgates.api.responses import JSONResponse, error_body
 from modelgates.container import Services
 from modelgates.errors import ModelGatesError, StoreError
 from modelgates.gateway import proxy
 from modelgates.gateway.config import GatewayConfig, load_config
+from modelgates.observe import ObservabilityMiddleware
+from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
@@ -63,6 +67,7 @@ def routes() -> list[BaseRoute]:
         ),
         Route("/health", meta.health, methods=["GET"]),
         Route("/ready", meta.ready, methods=["GET"]),
+        Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
         *page_routes(),
     ]
 
@@ -98,7 +103,7 @@ def _with_request_id(metadata: dict[str, Any] | None, request: Request) -> dict[
 async def _on_modelgates_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelGatesError)
     body = error_body(exc.status, exc.message, _with_request_id(exc.metadata, request))
-    return JSONResponse(body, status_code=exc.status)
+    return JSONResponse(body, status_code=exc.status, headers=getattr(exc, "headers", None))
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
@@ -206,11 +211,14 @@ def build_app(
     store: Store | None = None,
     clock: Clock = system_clock,
     gateway: GatewayConfig | None = None,
+    purge: bool | None = None,
 ) -> Starlette:
     """The ASGI app. With no ``store`` it opens and migrates the configured database.
 
     The gateway's upstreams come from ``gateway``, else from ``settings.config``
     (a TOML file, read now so that a bad file fails at start-up), else none.
+    ``purge`` runs the background purge (:mod:`modelgates.purge`); by default only
+    when the app opens its own store (so tests that hand in a store opt in).
     """
     if gateway is None:
         gateway = load_config(settings.config) if settings.config else GatewayConfig()
@@ -224,10 +232,13 @@ def build_app(
             if store is not None
             else await open_store(settings.database_url, pool_size=settings.database_pool_size)
         )
+        purger: asyncio.Task[None] | None = None
         try:
             if owned:
                 await active.migrate()
             app.state.services = Services.build(settings, active, clock=clock, gateway=gateway)
+            if purge if purge is not None else owned:
+                purger = purge_forever(app.state.services)
             # One pooled upstream client per process, for every proxied request.
             async with httpx.AsyncClient(
                 timeout=upstream_timeout,
@@ -237,6 +248,13 @@ def build_app(
                 app.state.http = http
                 yield
         finally:
+            if purger is not None:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
+            services = getattr(app.state, "services", None)
+            if services is not None:
+                await services.limiter.close()
             if owned:
                 await active.close()
 
@@ -251,6 +269,7 @@ def build_app(
         },
     )
     app.add_middleware(ApiCorsMiddleware)
+    app.add_middleware(ObservabilityMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -258,5 +277,5 @@ def build_app(
 def create_app() -> Starlette:
     """Factory for ``uvicorn --factory modelgates.app:create_app`` (settings from env)."""
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level.upper())
+    logs.configure(settings.log_level, settings.log_format)
     return build_app(settings)

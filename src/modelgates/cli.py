@@ -109,12 +109,26 @@ def main() -> None:
     metavar="PATH",
     help=f"Gateway TOML file: providers and priced models (default: ${ENV_PREFIX}CONFIG).",
 )
+@click.option(
+    "--limit-concurrency",
+    default=None,
+    type=click.IntRange(1),
+    metavar="N",
+    help="Per worker: answer 503 once N connections or tasks are open (default: no limit).",
+)
 @database_option
 def serve(
-    host: str, port: int, workers: int, config_path: str | None, database_url: str | None
+    host: str,
+    port: int,
+    workers: int,
+    config_path: str | None,
+    limit_concurrency: int | None,
+    database_url: str | None,
 ) -> None:
     """Run the API server (migrates the database first)."""
     import uvicorn
+
+    from modelgates import logs, serving
 
     settings = _settings(database_url)
     if config_path is not None:
@@ -139,6 +153,7 @@ def serve(
         click.echo("ModelGates: no gateway config (--config); model routes answer 503")
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"ModelGates: listening on http://{shown_host}:{port} ({workers} worker(s))")
+    logs.configure(settings.log_level, settings.log_format)
     uvicorn.run(
         "modelgates.app:create_app",
         factory=True,
@@ -148,6 +163,14 @@ def serve(
         log_level=settings.log_level,
         server_header=False,
         proxy_headers=True,
+        # Our access log (modelgates.access, with the request id) replaces uvicorn's,
+        # and our handler (JSON or text) replaces uvicorn's logging config.
+        access_log=False,
+        log_config=None,
+        limit_concurrency=limit_concurrency,
+        timeout_keep_alive=serving.TIMEOUT_KEEP_ALIVE,
+        h11_max_incomplete_event_size=serving.H11_MAX_INCOMPLETE_EVENT_SIZE,
+        timeout_graceful_shutdown=serving.TIMEOUT_GRACEFUL_SHUTDOWN,
     )
 
 
@@ -273,6 +296,22 @@ def db_upgrade(database_url: str | None) -> None:
     click.echo(f"database {describe_database(settings.database_url)} is up to date")
     if applied:
         click.echo(f"applied {', '.join(applied)}")
+
+
+@db.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@database_option
+def db_backup(path: Path, force: bool, database_url: str | None) -> None:
+    """Copy a SQLite database to PATH while the server keeps running."""
+    from modelgates.backup import BackupError, backup_sqlite
+
+    settings = _settings(database_url)
+    try:
+        written = backup_sqlite(settings.database_url, path, force=force)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"backed up {describe_database(settings.database_url)} to {written}")
 
 
 @main.command("audit")

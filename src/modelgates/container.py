@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelgates.gateway.config import GatewayConfig
+from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
 from modelgates.services.apps import AppService
 from modelgates.services.audit import AuditLog
@@ -34,6 +35,8 @@ class Services:
     sessions: SessionService
     gateway: GatewayConfig
     metering: MeteringService
+    limiter: RateLimiter
+    rules: Rules
 
     @classmethod
     def build(
@@ -43,6 +46,7 @@ class Services:
         *,
         clock: Clock = system_clock,
         gateway: GatewayConfig | None = None,
+        limiter: RateLimiter | None = None,
     ) -> Services:
         gateway = gateway or GatewayConfig()
         apps = AppService(store, clock=clock)
@@ -63,4 +67,6 @@ class Services:
             metering=MeteringService(
                 store, clock=clock, ttl_seconds=gateway.reservation_ttl_seconds
             ),
+            limiter=limiter or limiter_for(settings.redis_url),
+            rules=Rules.from_settings(settings),
         )

@@ -16,6 +16,7 @@ import msgspec
 
 PkcePolicy = Literal["compatible", "s256"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "text"]
 
 ENV_PREFIX = "MODELGATES_"
 DEFAULT_DATABASE_URL = "sqlite:///modelgates.db"
@@ -37,6 +38,15 @@ class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
     database_pool_size: int = 10
     session_ttl_seconds: int = 43_200
     config: str | None = None
+    redis_url: str | None = None
+    rate_limit_exchange_per_address: int = 60
+    rate_limit_exchange_failures_per_code: int = 10
+    rate_limit_codes_per_key: int = 60
+    rate_limit_login_per_account: int = 5
+    rate_limit_login_per_address: int = 20
+    rate_limit_gateway_per_key: int = 600
+    log_format: LogFormat = "json"
+    purge_interval_seconds: int = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,24 @@ class Settings:
     """Lifetime of a signed-in page session (absolute, from log-in): 12 hours."""
     config: str | None = None
     """Path of the gateway's TOML file (providers and priced models); none: no upstream."""
+    redis_url: str | None = None
+    """``redis://host:6379/0``: share rate-limit counters between processes (else in-process)."""
+    rate_limit_exchange_per_address: int = 60
+    """Code exchanges per client address per minute (0: no limit)."""
+    rate_limit_exchange_failures_per_code: int = 10
+    """Failed exchanges of one code per hour, then 429 (stops verifier guessing)."""
+    rate_limit_codes_per_key: int = 60
+    """``POST /auth/keys/code`` per key per minute."""
+    rate_limit_login_per_account: int = 5
+    """Failed page log-ins per account per 15 minutes."""
+    rate_limit_login_per_address: int = 20
+    """Failed page log-ins per client address per 15 minutes."""
+    rate_limit_gateway_per_key: int = 600
+    """Gateway (model) requests per key per minute."""
+    log_format: LogFormat = "json"
+    """``json``: one JSON object per line (with the request id); ``text``: readable lines."""
+    purge_interval_seconds: int = 300
+    """How often expired codes, sessions and reservations are purged (0: never)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,8 +101,9 @@ class Settings:
             for f in fields(cls)
             if ENV_PREFIX + f.name.upper() in env
         }
-        if "log_level" in raw:
-            raw["log_level"] = raw["log_level"].lower()
+        for lowered in ("log_level", "log_format"):
+            if lowered in raw:
+                raw[lowered] = raw[lowered].lower()
         try:
             parsed = msgspec.convert(raw, _EnvSettings, strict=False)
         except msgspec.ValidationError as exc:
@@ -98,6 +127,22 @@ class Settings:
         if not 60 <= self.session_ttl_seconds <= 30 * 86_400:
             raise SettingsError(
                 f"{ENV_PREFIX}SESSION_TTL_SECONDS must be between 60 seconds and 30 days"
+            )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.startswith("rate_limit_") and not 0 <= value <= 1_000_000:
+                raise SettingsError(
+                    f"{ENV_PREFIX}{f.name.upper()} must be between 0 (no limit) and 1000000"
+                )
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise SettingsError(
+                f"{ENV_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://"
+            )
+        if not 0 <= self.purge_interval_seconds <= 86_400:
+            raise SettingsError(
+                f"{ENV_PREFIX}PURGE_INTERVAL_SECONDS must be between 0 (off) and 86400"
             )
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(

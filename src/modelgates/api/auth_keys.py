@@ -8,9 +8,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelgates import tokens
 from modelgates.api.body import read_json
 from modelgates.api.responses import JSONResponse
 from modelgates.api.state import services
+from modelgates.errors import BadRequest, Forbidden
 from modelgates.services.apps import app_title
 from modelgates.services.auth_codes import CodeRequest
 from modelgates.services.keys import isoformat
@@ -40,6 +42,7 @@ class ExchangeBody(msgspec.Struct, forbid_unknown_fields=False):
 async def create_auth_code(request: Request) -> Response:
     svc = services(request)
     caller = await svc.keys.authenticate(request.headers.get("authorization"))
+    await svc.limiter.enforce(svc.rules.codes_key, caller.hash)
     body = await read_json(request, CreateCodeBody, svc.settings.max_body_bytes)
     issued = await svc.codes.create(
         caller,
@@ -65,10 +68,26 @@ async def create_auth_code(request: Request) -> Response:
     )
 
 
+def client_address(request: Request) -> str:
+    """The client's address (uvicorn resolves ``X-Forwarded-For`` from trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
 async def exchange_code(request: Request) -> Response:
+    """Rate-limited per client address (every attempt) and per code (failed attempts:
+    after ``rate_limit_exchange_failures_per_code`` of them the code answers 429)."""
     svc = services(request)
+    await svc.limiter.enforce(svc.rules.exchange_address, client_address(request))
     body = await read_json(request, ExchangeBody, svc.settings.max_body_bytes)
-    result = await svc.exchange.exchange(
-        body.code or "", body.code_verifier, body.code_challenge_method
-    )
+    code_key = tokens.sha256_hex(body.code) if body.code else None
+    if code_key is not None:
+        await svc.limiter.enforce_peek(svc.rules.exchange_code_failures, code_key)
+    try:
+        result = await svc.exchange.exchange(
+            body.code or "", body.code_verifier, body.code_challenge_method
+        )
+    except (BadRequest, Forbidden):
+        if code_key is not None:
+            await svc.limiter.hit(svc.rules.exchange_code_failures, code_key)
+        raise
     return JSONResponse({"key": result.key, "user_id": result.user_id})

@@ -252,6 +252,7 @@ async def _proxy(request: Request, endpoint: str) -> Response:
     key = await svc.keys.authenticate(request.headers.get("authorization"))
     if key.is_management:
         raise Forbidden(MANAGEMENT_KEY)
+    await svc.limiter.enforce(svc.rules.gateway_key, key.hash)
     gateway = svc.gateway
     if not gateway.configured:
         raise ServiceUnavailable(NO_UPSTREAM)

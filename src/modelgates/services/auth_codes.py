@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from modelgates import pkce, tokens
+from modelgates import metrics, pkce, tokens
 from modelgates.callbacks import Callback, CallbackRejected, check_callback
 from modelgates.errors import BadRequest, ChallengeInUse, Conflict, Forbidden
 from modelgates.models import ApiKey, App, AuthCode
@@ -199,6 +199,7 @@ class AuthCodeService:
             await self._store.create_code(record, now)
         except ChallengeInUse as exc:
             raise Conflict(CHALLENGE_IN_USE, metadata={"field": "code_challenge"}) from exc
+        metrics.AUTH_CODES_CREATED.inc()
         return IssuedCode(secret=secret, record=record, app=app)
 
 

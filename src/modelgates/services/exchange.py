@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from modelgates import pkce, tokens
+from modelgates import metrics, pkce, tokens
 from modelgates.errors import BadRequest, Forbidden
 from modelgates.models import AuthCode
 from modelgates.services import Clock, audit, system_clock
@@ -34,6 +34,10 @@ INVALID_CODE = "Invalid code or code_verifier"
 CODE_EXPIRED = "Authorization code expired"
 
 log = logging.getLogger(__name__)
+
+
+class ReplayedCode(Forbidden):
+    """A used code came back: answered exactly like an unknown one (403)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,26 @@ class ExchangeService:
     async def exchange(
         self, code: str, verifier: str | None, method: pkce.Method | None
     ) -> Exchanged:
+        """Run the checks in order; count the outcome (``modelgates_code_exchanges_total``)."""
+        try:
+            exchanged = await self._exchange(code, verifier, method)
+        except ReplayedCode:
+            metrics.CODE_EXCHANGES.labels(outcome="replay").inc()
+            raise
+        except BadRequest as exc:
+            outcome = "bad_method" if exc.message == INVALID_METHOD else "invalid"
+            metrics.CODE_EXCHANGES.labels(outcome=outcome).inc()
+            raise
+        except Forbidden as exc:
+            outcome = "expired" if exc.message == CODE_EXPIRED else "invalid"
+            metrics.CODE_EXCHANGES.labels(outcome=outcome).inc()
+            raise
+        metrics.CODE_EXCHANGES.labels(outcome="success").inc()
+        return exchanged
+
+    async def _exchange(
+        self, code: str, verifier: str | None, method: pkce.Method | None
+    ) -> Exchanged:
         if not code:
             raise BadRequest("code is required", field="code")
         code_hash = tokens.sha256_hex(code)
@@ -87,7 +111,7 @@ class ExchangeService:
             raise Forbidden(INVALID_CODE)
         if record.used_at is not None:
             await self._on_replay(record, verifier, method)
-            raise Forbidden(INVALID_CODE)
+            raise ReplayedCode(INVALID_CODE)
         if method is not None and method != record.code_challenge_method:
             raise BadRequest(INVALID_METHOD, field="code_challenge_method")
         if not verifier_proves(record, verifier):
@@ -130,6 +154,9 @@ class ExchangeService:
         if not verifier_proves(record, verifier):
             return
         revoked = await self._store.revoke_key_minted_by(record.code_hash, self._clock())
+        metrics.REPLAY_DETECTIONS.inc()
+        if revoked is not None:
+            metrics.KEYS_REVOKED.inc()
         log.warning("authorization code replayed with a valid verifier; revoked key %s", revoked)
         await self._audit.record(
             audit.REPLAY_DETECTED,

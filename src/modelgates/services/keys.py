@@ -10,7 +10,7 @@ from typing import Any
 
 from msgspec import UNSET, UnsetType
 
-from modelgates import tokens
+from modelgates import metrics, tokens
 from modelgates.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from modelgates.models import ApiKey, User
 from modelgates.services import Clock, audit, system_clock
@@ -275,6 +275,7 @@ class KeyService:
         key_hash = key_hash.strip().lower()
         if not await self._store.revoke_key(key_hash, self._clock()):
             raise NotFound("No active key with this hash")
+        metrics.KEYS_REVOKED.inc()
         key = await self._store.get_key(key_hash)
         await self._audit.record(audit.KEY_REVOKED, actor=actor, key=key, key_hash=key_hash)
 

@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from modelgates import metrics
 from modelgates.errors import Forbidden, Unauthorized
 from modelgates.models import ApiKey, Charge
 from modelgates.pricing import Price, limit_message
@@ -84,6 +85,7 @@ class MeteringService:
                 created_at=self._clock(),
             ),
         )
+        metrics.SPEND_CHARGED.inc(cost)
         return cost
 
     async def release(self, ticket: Ticket) -> None:

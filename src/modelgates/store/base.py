@@ -165,6 +165,20 @@ class Store(Protocol):
         """Sum of the key's charges and of its live reservations at ``now``."""
         ...
 
+    # purge: each call deletes at most ``limit`` rows and returns how many ----
+    async def purge_codes(self, now: datetime, used_before: datetime, limit: int) -> int:
+        """Delete unused codes expired at ``now`` and used codes consumed at or
+        before ``used_before`` (kept until then so a replay is still detected)."""
+        ...
+
+    async def purge_sessions(self, now: datetime, limit: int) -> int:
+        """Delete page sessions that expired at or before ``now``."""
+        ...
+
+    async def purge_reservations(self, now: datetime, limit: int) -> int:
+        """Delete metering reservations that expired at or before ``now``."""
+        ...
+
 
 def utc(moment: datetime) -> datetime:
     """``moment`` as an aware UTC datetime (naive values are taken as UTC)."""

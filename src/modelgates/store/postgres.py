@@ -329,13 +329,7 @@ class PostgresStore:
                 charge.completion_tokens, charge.cost, charge.estimated, charge.created_at,
             )  # fmt: skip
             await conn.execute(
-                "UPDATE api_keys SET usage_nanos = usage_nanos + $1,"
-                " usage_day_nanos = CASE WHEN usage_day_start = $2"
-                "   THEN usage_day_nanos + $1 ELSE $1 END, usage_day_start = $2,"
-                " usage_week_nanos = CASE WHEN usage_week_start = $3"
-                "   THEN usage_week_nanos + $1 ELSE $1 END, usage_week_start = $3,"
-                " usage_month_nanos = CASE WHEN usage_month_start = $4"
-                "   THEN usage_month_nanos + $1 ELSE $1 END, usage_month_start = $4,"
+                f"UPDATE api_keys SET {rows.window_increments('$1', '$2', '$3', '$4')},"
                 " last_used_at = $5 WHERE hash = $6",
                 charge.cost, day, week, month, charge.created_at, charge.key_hash,
             )  # fmt: skip
@@ -364,6 +358,33 @@ class PostgresStore:
             reserved=int(reserved["s"]),
             reservations=int(reserved["n"]),
         )
+
+    # purge (bounded batches; see modelgates.purge) ----------------------
+    async def _purge(self, sql: str, *args: Any) -> int:
+        async with self._pool.acquire() as conn:
+            status: str = await conn.execute(sql, *args)
+        return int(status.split()[-1])
+
+    async def purge_codes(self, now: datetime, used_before: datetime, limit: int) -> int:
+        return await self._purge(
+            "DELETE FROM auth_codes WHERE code_hash IN (SELECT code_hash FROM auth_codes"
+            " WHERE (used_at IS NULL AND expires_at <= $1) OR used_at <= $2 LIMIT $3)",
+            now, used_before, limit,
+        )  # fmt: skip
+
+    async def purge_sessions(self, now: datetime, limit: int) -> int:
+        return await self._purge(
+            "DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash"
+            " FROM web_sessions WHERE expires_at <= $1 LIMIT $2)",
+            now, limit,
+        )  # fmt: skip
+
+    async def purge_reservations(self, now: datetime, limit: int) -> int:
+        return await self._purge(
+            "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations"
+            " WHERE expires_at <= $1 LIMIT $2)",
+            now, limit,
+        )  # fmt: skip
 
 
 async def _insert_key(conn: Any, key: ApiKey) -> None:

@@ -161,6 +161,26 @@ def code_insert_values(code: AuthCode, ts: Callable[[datetime], Any]) -> tuple[A
     )  # fmt: skip
 
 
+def window_increments(cost: str, day: str, week: str, month: str) -> str:
+    """``SET`` fragment adding ``cost`` to the lifetime and window counters.
+
+    Each window counter rolls over lazily: a charge in the stored window adds to
+    it, a charge in a later window starts it afresh, and a charge that belongs
+    to an already-closed window (a settlement that raced a rollover in another
+    process) counts only towards the lifetime total, never resetting a newer
+    window. The arguments are SQL placeholders (``:c`` or ``$1``).
+    """
+    parts = [f"usage_nanos = usage_nanos + {cost}"]
+    for window, start in (("day", day), ("week", week), ("month", month)):
+        counter, stored = f"usage_{window}_nanos", f"usage_{window}_start"
+        parts.append(
+            f"{counter} = CASE WHEN {stored} = {start} THEN {counter} + {cost}"
+            f" WHEN {stored} > {start} THEN {counter} ELSE {cost} END"
+        )
+        parts.append(f"{stored} = CASE WHEN {stored} > {start} THEN {stored} ELSE {start} END")
+    return ", ".join(parts)
+
+
 def placeholders(count: int, style: str) -> str:
     """``?, ?, ?`` for SQLite or ``$1, $2, $3`` for PostgreSQL."""
     if style == "qmark":

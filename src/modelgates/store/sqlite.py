@@ -463,13 +463,7 @@ class SqliteStore:
                  iso(charge.created_at)),
             )  # fmt: skip
             conn.execute(
-                "UPDATE api_keys SET usage_nanos = usage_nanos + :c,"
-                " usage_day_nanos = CASE WHEN usage_day_start = :day"
-                "   THEN usage_day_nanos + :c ELSE :c END, usage_day_start = :day,"
-                " usage_week_nanos = CASE WHEN usage_week_start = :week"
-                "   THEN usage_week_nanos + :c ELSE :c END, usage_week_start = :week,"
-                " usage_month_nanos = CASE WHEN usage_month_start = :month"
-                "   THEN usage_month_nanos + :c ELSE :c END, usage_month_start = :month,"
+                f"UPDATE api_keys SET {rows.window_increments(':c', ':day', ':week', ':month')},"
                 " last_used_at = :now WHERE hash = :hash",
                 {"c": charge.cost, "day": iso(day), "week": iso(week), "month": iso(month),
                  "now": iso(charge.created_at), "hash": charge.key_hash},
@@ -498,6 +492,40 @@ class SqliteStore:
             reserved=int(reserved[0]),
             reservations=int(reserved[1]),
         )
+
+    # purge (bounded batches; see modelgates.purge) ----------------------
+    async def purge_codes(self, now: datetime, used_before: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM auth_codes WHERE code_hash IN (SELECT code_hash FROM auth_codes"
+                " WHERE (used_at IS NULL AND expires_at <= ?) OR used_at <= ? LIMIT ?)",
+                (iso(now), iso(used_before), limit),
+            )
+            return int(cur.rowcount)
+
+        return await self._write(delete)
+
+    async def purge_sessions(self, now: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash"
+                " FROM web_sessions WHERE expires_at <= ? LIMIT ?)",
+                (iso(now), limit),
+            )
+            return int(cur.rowcount)
+
+        return await self._write(delete)
+
+    async def purge_reservations(self, now: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations"
+                " WHERE expires_at <= ? LIMIT ?)",
+                (iso(now), limit),
+            )
+            return int(cur.rowcount)
+
+        return await self._write(delete)
 
 
 def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:

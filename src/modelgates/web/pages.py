@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from modelgates import metrics
 from modelgates.api.state import services
 from modelgates.callbacks import Callback
 from modelgates.errors import BadRequest, ModelGatesError
@@ -148,25 +149,23 @@ async def login_submit(request: Request) -> Response:
     limiter = _throttle(request)
     email = form.get("email", "")[:320]
     next_path = safe_next(form.get("next"))
-    keys = {
-        f"account:{normalise_email(email)}": throttle.ACCOUNT_LIMIT,
-        f"address:{request.client.host if request.client else 'unknown'}": throttle.ADDRESS_LIMIT,
-    }
-    waits = [w for key, cap in keys.items() if (w := limiter.retry_after(key, cap)) is not None]
-    if waits:
-        wait = max(waits)
+    account = normalise_email(email)
+    address = request.client.host if request.client else "unknown"
+    refusal = await limiter.refusal(account, address)
+    if refusal is not None:
+        wait = refusal.retry_after
+        metrics.RATE_LIMIT_REFUSALS.labels(scope="login").inc()
         raise PageError(
             429,
             "Too many attempts",
             f"Too many failed sign-ins. Try again in {max(1, round(wait / 60))} minute(s).",
-            headers={"Retry-After": str(wait)},
+            headers=refusal.headers(),
         )
     user = await svc.users.authenticate(email, form.get("password", "")[:1024])
     if user is None:
-        for key in keys:
-            limiter.failed(key)
+        await limiter.failed(account, address)
         return _login_form(request, next_path, email=email, error=GENERIC_LOGIN_FAILURE, status=401)
-    limiter.clear(f"account:{normalise_email(email)}")
+    await limiter.succeeded(account)
     started = await svc.sessions.start(user, replacing=request.cookies.get(security.SESSION_COOKIE))
     response = see_other(next_path)
     security.set_cookie(
@@ -192,11 +191,11 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def _throttle(request: Request) -> throttle.Throttle:
-    state = request.app.state
-    if not hasattr(state, "login_throttle"):
-        state.login_throttle = throttle.MemoryThrottle()
-    return cast(throttle.Throttle, state.login_throttle)
+def _throttle(request: Request) -> throttle.LoginThrottle:
+    svc = services(request)
+    return throttle.LoginThrottle(
+        svc.limiter, account=svc.rules.login_account, address=svc.rules.login_address
+    )
 
 
 # --- the consent screen ---------------------------------------------------

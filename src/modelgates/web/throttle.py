@@ -1,83 +1,42 @@
-"""Failed log-in throttling: a sliding window of failures per key, in process memory.
+"""Failed log-in throttling, on the server's rate limiter (:mod:`modelgates.ratelimit`).
 
-Each key (``account:<email>``, ``address:<ip>``) may fail ``limit`` times in
-``window_seconds``; the next attempt is refused until the oldest failure
-leaves the window. State lives in this process only: with several workers each
-keeps its own count (an attacker gets at most ``limit × workers`` tries a
-window). :class:`Throttle` is the seam where a shared backend (Redis sorted
-sets) can replace :class:`MemoryThrottle` without touching the pages.
+Each account (``MODELGATES_RATE_LIMIT_LOGIN_PER_ACCOUNT``, default 5) and each
+client address (``…_PER_ADDRESS``, default 20) may fail that many times in a
+15-minute window; the next attempt is refused (429) until the window ends. With
+``MODELGATES_REDIS_URL`` the counts are shared by every process, else each
+process keeps its own.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections import deque
-from collections.abc import Callable
-from typing import Protocol
-
-ACCOUNT_LIMIT = 5
-"""Failures per account in a window: a targeted guesser gets 5 tries in 15 minutes."""
-ADDRESS_LIMIT = 20
-"""Failures per client address: higher, since many people can share one address."""
-WINDOW_SECONDS = 15 * 60
-MAX_TRACKED_KEYS = 100_000
-"""Memory bound: past it the oldest keys are forgotten (their windows restart)."""
+from modelgates.ratelimit import Decision, RateLimiter, Rule
 
 
-class Throttle(Protocol):
-    def retry_after(self, key: str, limit: int) -> int | None:
-        """Seconds until ``key`` may try again, or ``None`` if it may now."""
-        ...
+class LoginThrottle:
+    """Counts failed log-ins per account and per address; refuses past the limits."""
 
-    def failed(self, key: str) -> None:
-        """Record one failure of ``key``."""
-        ...
+    def __init__(self, limiter: RateLimiter, *, account: Rule, address: Rule) -> None:
+        self._limiter = limiter
+        self._account = account
+        self._address = address
 
-    def clear(self, key: str) -> None:
-        """Forget ``key``'s failures (after a successful log-in)."""
-        ...
+    def _keys(self, account: str, address: str) -> list[tuple[Rule, str]]:
+        return [(self._account, account), (self._address, address)]
 
+    async def refusal(self, account: str, address: str) -> Decision | None:
+        """The decision that refuses an attempt now (the longest wait), or ``None``."""
+        refused = [
+            decision
+            for rule, key in self._keys(account, address)
+            if not (decision := await self._limiter.peek(rule, key)).allowed
+        ]
+        return max(refused, key=lambda d: d.retry_after) if refused else None
 
-class MemoryThrottle:
-    """:class:`Throttle` in one process's memory."""
+    async def failed(self, account: str, address: str) -> None:
+        """Record one failure for both the account and the address."""
+        for rule, key in self._keys(account, address):
+            await self._limiter.hit(rule, key)
 
-    def __init__(
-        self,
-        *,
-        window_seconds: float = WINDOW_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._window = window_seconds
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        now = self._clock()
-        times = self._failures.get(key)
-        if times is None:
-            return deque()
-        while times and times[0] <= now - self._window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
-
-    def retry_after(self, key: str, limit: int) -> int | None:
-        times = self._recent(key)
-        if len(times) < limit:
-            return None
-        # The attempt is allowed again once enough old failures leave the window.
-        oldest_blocking = times[len(times) - limit]
-        return max(1, math.ceil(oldest_blocking + self._window - self._clock()))
-
-    def failed(self, key: str) -> None:
-        times = self._recent(key)
-        if key not in self._failures:
-            if len(self._failures) >= MAX_TRACKED_KEYS:
-                del self._failures[next(iter(self._failures))]
-            self._failures[key] = times
-        times.append(self._clock())
-
-    def clear(self, key: str) -> None:
-        self._failures.pop(key, None)
+    async def succeeded(self, account: str) -> None:
+        """Forget the account's failures (the address keeps its count)."""
+        await self._limiter.clear(self._account, account)

@@ -1,0 +1,99 @@
+"""Per-request observability: the request-id log context, the access log, HTTP metrics.
+
+A pure ASGI middleware, installed just inside
+:class:`modelgates.app.RequestIdMiddleware`: per request it costs one
+``perf_counter`` pair, a dict lookup for the metric children and one log
+record. The route label is the template of the route Starlette matched
+(``scope["route"].path``), read after the app ran; ``unmatched`` otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelgates import metrics
+from modelgates.logs import request_id_var
+
+access_log = logging.getLogger("modelgates.access")
+
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+MAX_PATH_CHARS = 200
+
+
+def route_label(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else metrics.UNMATCHED
+
+
+def _metric_children(route: str, method: str, status: int) -> tuple[Any, Any]:
+    key = (route, method, status)
+    found = _children.get(key)
+    if found is None:
+        found = (
+            metrics.HTTP_REQUESTS.labels(route=route, method=method, status=str(status)),
+            metrics.HTTP_DURATION.labels(route=route, method=method),
+        )
+        _children[key] = found
+    return found
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    if not client:
+        return None
+    host, port = client[0], client[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+class ObservabilityMiddleware:
+    """Sets the request id for logs, then records one access line and the HTTP metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Left set on purpose: the server logs an unhandled error's trace after
+        # this middleware returns, in the same task, and that line needs the id too.
+        request_id_var.set(scope.get("state", {}).get("request_id"))
+        status = 500
+        started = time.perf_counter()
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = scope["method"] if scope["method"] in metrics.METHODS else "other"
+            route = route_label(scope)
+            requests, duration = _metric_children(route, method, status)
+            requests.inc()
+            duration.observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                path: str = scope.get("path", "")
+                access_log.info(
+                    "%s %s %d",
+                    method,
+                    route,
+                    status,
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "path": path[:MAX_PATH_CHARS],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "client": _client(scope),
+                    },
+                )
