@@ -78,6 +78,7 @@ def status_of(url: str, method: str = "GET", body: bytes | None = None) -> int:
     except OSError:
         return 0
 
+
 # The load generators hammer one key from one address: rate limits would measure 429s.
 NO_RATE_LIMITS = {
     f"MODELGATES_RATE_LIMIT_{name}": "0"
