@@ -10,6 +10,7 @@ import pytest
 
 from modelgates.container import Services
 from modelgates.pkce import s256
+from modelgates.settings import Settings
 from modelgates.tokens import sha256_hex
 from tests.conftest import Account
 from tests.support.clock import FakeClock
@@ -27,6 +28,13 @@ async def new_code(client: httpx.AsyncClient, account: Account, **fields: Any) -
     assert response.status_code == 200, response.text
     code: str = response.json()["data"]["id"]
     return code
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Exchange rate limits off: these tests are about the exchange's own rules (the
+    limits have their own tests), and the races below would otherwise meet them."""
+    return Settings(rate_limit_exchange_per_address=0, rate_limit_exchange_failures_per_code=0)
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:

@@ -40,6 +40,10 @@ from tests.support.upstream import Upstream, gateway_toml
 pytestmark = pytest.mark.e2e
 
 LOAD_BEFORE_KILL_S = 1.5
+"""Least load before the kill; the kill waits (up to MAX_LOAD_S) until some exchanges
+and metered requests have been answered, so a slow machine still tests something."""
+MAX_LOAD_S = 20.0
+MIN_ANSWERED = 5
 LOAD_AFTER_KILL_S = 0.5
 CODE_WORKERS = 6
 GATEWAY_WORKERS = 6
@@ -49,12 +53,17 @@ class Load:
     def __init__(self, api: str, auth: dict[str, str]) -> None:
         self.api = api
         self.auth = auth
-        self.stop_at = time.monotonic() + LOAD_BEFORE_KILL_S + LOAD_AFTER_KILL_S
+        self.stop_at = time.monotonic() + MAX_LOAD_S + LOAD_AFTER_KILL_S
         self.words = itertools.count(1)
         self.exchanges: dict[str, list[tuple[int, str | None]]] = {}
         self.raced: set[str] = set()
         self.metered: dict[int, int] = {}  # prompt words -> reported cost (nanos)
         self.attempts = Counter[str]()
+
+    def answered_exchanges(self) -> int:
+        return sum(
+            1 for answers in self.exchanges.values() for status, _ in answers if status == 200
+        )
 
     async def code_worker(self, http: httpx.AsyncClient, n: int) -> None:
         for round_ in itertools.count():
@@ -137,13 +146,19 @@ async def test_sigkill_under_load_loses_nothing_answered(
             ]
 
             async def killer() -> None:
+                started = time.monotonic()
                 await asyncio.sleep(LOAD_BEFORE_KILL_S)
+                while time.monotonic() - started < MAX_LOAD_S and (  # noqa: ASYNC110 - polls counters
+                    load.answered_exchanges() < MIN_ANSWERED or len(load.metered) < MIN_ANSWERED
+                ):
+                    await asyncio.sleep(0.1)
                 server.process.send_signal(signal.SIGKILL)
+                load.stop_at = time.monotonic() + LOAD_AFTER_KILL_S
 
             await asyncio.gather(killer(), *workers)
         assert server.process.wait(timeout=10) == -signal.SIGKILL
 
-    ok_exchanges = sum(1 for answers in load.exchanges.values() for s, _ in answers if s == 200)
+    ok_exchanges = load.answered_exchanges()
     print(
         f"\nbefore the kill: {len(load.exchanges)} codes, {ok_exchanges} exchanges answered 200"
         f" ({load.attempts['exchange']} tried), {len(load.metered)} metered 200s"
