@@ -8,6 +8,7 @@ counts prompt tokens as words and answers ``max_tokens`` completion tokens.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from modelgates.app import build_app
 from modelgates.container import Services
+from modelgates.gateway.proxy import _lines
 from modelgates.settings import Settings
 from modelgates.store import Store
 from modelgates.windows import NANOS_PER_USD, Reset
@@ -388,3 +390,16 @@ async def test_concurrent_requests_never_overspend(
     assert await usage_of(services, new.secret) == spent == audit.charged
     assert audit.charges == len(admitted)
     assert audit.reservations == 0
+
+
+async def test_sse_lines_split_on_any_line_end_across_chunks() -> None:
+    """The relay's line splitter: CRLF, LF and CR ends, lines cut across chunks, and a
+    line longer than aiohttp's ``readline`` limit (128 KiB) arrive whole."""
+    long = "data: " + "x" * 300_000
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for chunk in (b"data: a\r", b"\n\r\ndata: b\rdata: ", b"c\n\n", long.encode(), b"\nend"):
+            yield chunk
+
+    lines = [line async for line in _lines(chunks())]
+    assert lines == ["data: a", "", "data: b", "data: c", "", long, "end"]

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -222,7 +222,14 @@ def build_app(
     """
     if gateway is None:
         gateway = load_config(settings.config) if settings.config else GatewayConfig()
-    upstream_timeout = httpx.Timeout(gateway.request_timeout_seconds, connect=10.0)
+    # Like the httpx client it replaced: 10 s to open a connection, and the request
+    # timeout for waiting on the pool and for each read (no cap on a whole stream).
+    upstream_timeout = aiohttp.ClientTimeout(
+        total=None,
+        connect=gateway.request_timeout_seconds,
+        sock_connect=10.0,
+        sock_read=gateway.request_timeout_seconds,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -240,9 +247,9 @@ def build_app(
             if purge if purge is not None else owned:
                 purger = purge_forever(app.state.services)
             # One pooled upstream client per process, for every proxied request.
-            async with httpx.AsyncClient(
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30.0),
                 timeout=upstream_timeout,
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
                 trust_env=False,
             ) as http:
                 app.state.http = http

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 import anyio
-import httpx
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -65,8 +65,12 @@ async def _shielded(work: Awaitable[T]) -> T:
     return result
 
 
-def _http(request: Request) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = request.app.state.http
+#: What a failed upstream exchange raises: aiohttp's errors, and its read timeouts.
+UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+
+def _http(request: Request) -> aiohttp.ClientSession:
+    client: aiohttp.ClientSession = request.app.state.http
     return client
 
 
@@ -277,33 +281,29 @@ async def _proxy(request: Request, endpoint: str) -> Response:
     if provider_key:
         headers["authorization"] = f"Bearer {provider_key}"
 
-    http = _http(request)
     try:
-        upstream = await http.send(
-            http.build_request(
-                "POST",
-                f"{route.provider.base_url}/{endpoint}",
-                content=_encoder.encode(forwarded),
-                headers=headers,
-            ),
-            stream=True,
+        upstream = await _http(request).post(
+            f"{route.provider.base_url}/{endpoint}",
+            data=_encoder.encode(forwarded),
+            headers=headers,
+            allow_redirects=False,
         )
     except BaseException as exc:
         await _shielded(svc.metering.release(ticket))
-        if isinstance(exc, httpx.HTTPError):
+        if isinstance(exc, UPSTREAM_ERRORS):
             log.warning("upstream %s unreachable: %r", route.provider.name, exc)
             raise BadGateway(UPSTREAM_UNAVAILABLE) from exc
         raise
 
-    if upstream.status_code >= 400:
+    if upstream.status >= 400:
         try:
-            raw = await upstream.aread()
-        except httpx.HTTPError:
+            raw = await upstream.read()
+        except UPSTREAM_ERRORS:
             raw = b""
         finally:
-            await _shielded(upstream.aclose())
+            upstream.release()
             await _shielded(svc.metering.release(ticket))
-        raise _upstream_error(upstream.status_code, raw, route)
+        raise _upstream_error(upstream.status, raw, route)
 
     is_sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
     if parsed.stream and is_sse:
@@ -313,19 +313,19 @@ async def _proxy(request: Request, endpoint: str) -> Response:
 
 
 async def _complete(
-    upstream: httpx.Response, metering: MeteringService, ticket: Ticket, parsed: Parsed
+    upstream: aiohttp.ClientResponse, metering: MeteringService, ticket: Ticket, parsed: Parsed
 ) -> Response:
     """A non-streamed answer: read it whole, charge it, add ``usage.cost``."""
     try:
-        raw = await upstream.aread()
+        raw = await upstream.read()
         payload = msgspec.json.decode(raw)
         if not isinstance(payload, dict):
             raise ValueError("upstream answer is not a JSON object")
-    except (httpx.HTTPError, msgspec.DecodeError, ValueError) as exc:
+    except (*UPSTREAM_ERRORS, msgspec.DecodeError, ValueError) as exc:
         await _shielded(metering.settle(ticket, parsed.prompt_tokens_estimate, 0, estimated=True))
         raise BadGateway(UPSTREAM_UNAVAILABLE) from exc
     finally:
-        await _shielded(upstream.aclose())
+        upstream.release()
     reported = _reported_usage(payload)
     if reported is None:
         prompt = parsed.prompt_tokens_estimate
@@ -335,18 +335,45 @@ async def _complete(
     cost = await _shielded(metering.settle(ticket, prompt, completion, estimated=reported is None))
     return JSONResponse(
         _with_cost(payload, prompt, completion, cost, reported is None),
-        status_code=upstream.status_code,
+        status_code=upstream.status,
     )
 
 
 # --- streaming --------------------------------------------------------------
 
 
+async def _lines(chunks: AsyncIterable[bytes]) -> AsyncGenerator[str, None]:
+    """The lines of a body read as it arrives (ended by CRLF, LF or CR, as SSE allows).
+
+    Fed ``content.iter_any()`` (whatever the socket delivered), so nothing waits for
+    a buffer to fill, and a line may be longer than aiohttp's ``readline`` limit.
+    """
+    pending = bytearray()
+    async for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            pending += chunk[start:end]
+            for line in _split_cr(pending):
+                yield line
+            pending.clear()
+            start = end + 1
+        pending += chunk[start:]
+    if pending:
+        for line in _split_cr(pending):
+            yield line
+
+
+def _split_cr(raw: bytearray) -> list[str]:
+    """One LF-ended line (LF removed): drop a CR before the LF, split on bare CRs."""
+    text = raw.decode("utf-8", "replace")
+    return text.removesuffix("\r").split("\r")
+
+
 @dataclass
 class StreamRelay:
     """Relays an upstream SSE stream event by event and settles it exactly once."""
 
-    upstream: httpx.Response
+    upstream: aiohttp.ClientResponse
     metering: MeteringService
     ticket: Ticket
     parsed: Parsed
@@ -393,7 +420,7 @@ class StreamRelay:
     async def events(self) -> AsyncGenerator[bytes, None]:
         try:
             try:
-                async for line in self.upstream.aiter_lines():
+                async for line in _lines(self.upstream.content.iter_any()):
                     if line:
                         self.lines.append(line)
                         continue
@@ -406,7 +433,7 @@ class StreamRelay:
                     out = await self._event(self.lines)
                     if out is not None:
                         yield out
-            except httpx.HTTPError as exc:
+            except UPSTREAM_ERRORS as exc:
                 log.warning("upstream stream broke: %r", exc)
                 await self._settle_estimate()
                 error = {"error": {"code": 502, "message": UPSTREAM_UNAVAILABLE}}
@@ -415,7 +442,7 @@ class StreamRelay:
             await self._settle_estimate()  # the upstream reported no usage
         finally:
             await self._settle_estimate()  # the client went away mid-stream
-            await _shielded(self.upstream.aclose())
+            self.upstream.release()
 
 
 class RelayResponse(StreamingResponse):
