@@ -26,29 +26,6 @@ class SettingsError(ValueError):
     """A ``MODELGATES_*`` variable has a value that cannot be used."""
 
 
-class _EnvSettings(msgspec.Struct, forbid_unknown_fields=False):
-    database_url: str = DEFAULT_DATABASE_URL
-    code_ttl_seconds: int = 600
-    pkce_policy: PkcePolicy = "compatible"
-    allow_loopback_callbacks: bool = False
-    log_level: LogLevel = "info"
-    public_url: str | None = None
-    max_body_bytes: int = 64 * 1024
-    used_code_retention_seconds: int = 86_400
-    database_pool_size: int = 10
-    session_ttl_seconds: int = 43_200
-    config: str | None = None
-    redis_url: str | None = None
-    rate_limit_exchange_per_address: int = 60
-    rate_limit_exchange_failures_per_code: int = 10
-    rate_limit_codes_per_key: int = 60
-    rate_limit_login_per_account: int = 5
-    rate_limit_login_per_address: int = 20
-    rate_limit_gateway_per_key: int = 600
-    log_format: LogFormat = "json"
-    purge_interval_seconds: int = 300
-
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Runtime configuration of one server process."""
@@ -105,10 +82,10 @@ class Settings:
             if lowered in raw:
                 raw[lowered] = raw[lowered].lower()
         try:
-            parsed = msgspec.convert(raw, _EnvSettings, strict=False)
+            # msgspec builds the dataclass itself, so its fields are the one schema.
+            settings = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(_env_message(str(exc))) from exc
-        settings = cls(**msgspec.structs.asdict(parsed))
         settings.check()
         return settings
 
