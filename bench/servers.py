@@ -11,8 +11,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+from modelgates.settings import ENV_PREFIX, Settings
 
 STARTUP_TIMEOUT_S = 30.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,15 +83,9 @@ def status_of(url: str, method: str = "GET", body: bytes | None = None) -> int:
 
 # The load generators hammer one key from one address: rate limits would measure 429s.
 NO_RATE_LIMITS = {
-    f"MODELGATES_RATE_LIMIT_{name}": "0"
-    for name in (
-        "EXCHANGE_PER_ADDRESS",
-        "EXCHANGE_FAILURES_PER_CODE",
-        "CODES_PER_KEY",
-        "LOGIN_PER_ACCOUNT",
-        "LOGIN_PER_ADDRESS",
-        "GATEWAY_PER_KEY",
-    )
+    ENV_PREFIX + field.name.upper(): "0"
+    for field in fields(Settings)
+    if field.name.startswith("rate_limit_")
 }
 
 

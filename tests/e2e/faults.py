@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from dataclasses import fields
 from typing import Any
 
 import asyncpg
 
+from modelgates.settings import ENV_PREFIX, Settings
+
 NO_RATE_LIMITS = {
-    f"MODELGATES_RATE_LIMIT_{name}": "0"
-    for name in (
-        "EXCHANGE_PER_ADDRESS",
-        "EXCHANGE_FAILURES_PER_CODE",
-        "CODES_PER_KEY",
-        "LOGIN_PER_ACCOUNT",
-        "LOGIN_PER_ADDRESS",
-        "GATEWAY_PER_KEY",
-    )
+    ENV_PREFIX + field.name.upper(): "0"
+    for field in fields(Settings)
+    if field.name.startswith("rate_limit_")
 }
 
 
