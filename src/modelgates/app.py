@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import secrets
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,7 +37,6 @@ from modelgates.web.templates import STATIC
 log = logging.getLogger("modelgates")
 
 API = "/api/v1"
-_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _STATUS_MESSAGES = {404: "Not Found", 405: "Method Not Allowed"}
 
 
@@ -132,34 +129,6 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     request_id = _request_id(request)
     body = error_body(500, "Internal Server Error", {"request_id": request_id})
     return JSONResponse(body, status_code=500, headers={"X-Request-Id": request_id})
-
-
-class RequestIdMiddleware:
-    """Tags every request with an id (the client's ``X-Request-Id`` if sane) and echoes it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")
-                break
-        if not _SAFE_REQUEST_ID.fullmatch(request_id):
-            request_id = secrets.token_hex(16)  # 32 hex digits, like uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"x-request-id", request_id.encode("ascii"))
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 class ApiCorsMiddleware:
@@ -277,7 +246,6 @@ def build_app(
     )
     app.add_middleware(ApiCorsMiddleware)
     app.add_middleware(ObservabilityMiddleware)
-    app.add_middleware(RequestIdMiddleware)
     return app
 
 

@@ -2,7 +2,7 @@
 
 Every record carries ``time`` (ISO 8601 UTC), ``level``, ``logger``,
 ``message`` and, while a request is being handled, its ``request_id`` (the id
-:class:`modelgates.app.RequestIdMiddleware` assigned and echoed in
+:class:`modelgates.observe.ObservabilityMiddleware` assigned and echoed in
 ``X-Request-Id``). Access records add ``method``, ``route``, ``path``,
 ``status``, ``duration_ms`` and ``client``. ``MODELGATES_LOG_FORMAT=text``
 gives one readable line per record instead.

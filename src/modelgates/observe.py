@@ -1,8 +1,9 @@
-"""Per-request observability: the request-id log context, the access log, HTTP metrics.
+"""Per-request observability: the request id, the access log, HTTP metrics.
 
-A pure ASGI middleware, installed just inside
-:class:`modelgates.app.RequestIdMiddleware`: per request it costs one
-``perf_counter`` pair, a dict lookup for the metric children and one log
+One pure ASGI middleware, the outermost of ours: it tags the request with an id
+(the client's ``X-Request-Id`` if sane, else a random one) that error bodies,
+logs and the ``X-Request-Id`` response header all carry; per request it costs
+one ``perf_counter`` pair, a dict lookup for the metric children and one log
 record. The route label is the template of the route Starlette matched
 (``scope["route"].path``), read after the app ran; ``unmatched`` otherwise.
 """
@@ -10,6 +11,8 @@ record. The route label is the template of the route Starlette matched
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import time
 from typing import Any
 
@@ -22,6 +25,7 @@ access_log = logging.getLogger("modelgates.access")
 
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 MAX_PATH_CHARS = 200
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def route_label(scope: Scope) -> str:
@@ -51,7 +55,7 @@ def _client(scope: Scope) -> str | None:
 
 
 class ObservabilityMiddleware:
-    """Sets the request id for logs, then records one access line and the HTTP metrics."""
+    """Assigns and echoes the request id, then records one access line and the metrics."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -60,9 +64,18 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+                break
+        if not _SAFE_REQUEST_ID.fullmatch(request_id):
+            request_id = secrets.token_hex(16)  # 32 hex digits, like uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode("ascii"))
         # Left set on purpose: the server logs an unhandled error's trace after
         # this middleware returns, in the same task, and that line needs the id too.
-        request_id_var.set(scope.get("state", {}).get("request_id"))
+        request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()
 
@@ -70,6 +83,7 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
         try:
