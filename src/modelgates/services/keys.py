@@ -279,9 +279,6 @@ class KeyService:
         key = await self._store.get_key(key_hash)
         await self._audit.record(audit.KEY_REVOKED, actor=actor, key=key, key_hash=key_hash)
 
-    def now(self) -> datetime:
-        return self._clock()
-
 
 def isoformat(moment: datetime | None) -> str | None:
     """``2026-11-29T10:30:00Z`` (fractional seconds only when present)."""
