@@ -114,6 +114,8 @@ def test_configure_replaces_uvicorn_handlers() -> None:
         configure("info", "json")
         assert [h.get_name() for h in root.handlers] == ["modelgates"]
         assert uvicorn_error.handlers == [] and uvicorn_error.propagate
+        # Our access line replaces uvicorn's: one line per request, not two.
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])

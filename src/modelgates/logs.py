@@ -29,7 +29,11 @@ request_id_var: ContextVar[str | None] = ContextVar("modelgates_request_id", def
 #: Attributes of a record that are copied into the JSON object when present.
 EXTRA_FIELDS = ("method", "route", "path", "status", "duration_ms", "client")
 #: uvicorn's own loggers: their handlers are replaced by ours.
-UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+#: uvicorn's access logger: silenced, since ``modelgates.access`` logs every request
+#: (with its id and route); uvicorn skips its own access line when this logger has
+#: no handler to reach.
+UVICORN_ACCESS_LOGGER = "uvicorn.access"
 
 _encoder = msgspec.json.Encoder()
 
@@ -46,9 +50,21 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        # Access lines come thousands per second: format each second's prefix once.
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
-        moment = time.gmtime(record.created)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f".{int(record.msecs):03d}Z"
+        stamp = self._timestamp(record)
         entry: dict[str, Any] = {
             "time": stamp,
             "level": record.levelname.lower(),
@@ -94,6 +110,10 @@ def configure(level: str, log_format: LogFormat) -> None:
     Idempotent: called by ``modelgates serve`` and again by the app factory in
     each worker process.
     """
+    # Neither format shows the thread or process, so records need not look them up.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
@@ -104,3 +124,7 @@ def configure(level: str, log_format: LogFormat) -> None:
         for existing in list(uvicorn_logger.handlers):
             uvicorn_logger.removeHandler(existing)
         uvicorn_logger.propagate = True
+    uvicorn_access = logging.getLogger(UVICORN_ACCESS_LOGGER)
+    for existing in list(uvicorn_access.handlers):
+        uvicorn_access.removeHandler(existing)
+    uvicorn_access.propagate = False

@@ -96,18 +96,31 @@ class ObservabilityMiddleware:
             requests.inc()
             duration.observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
-                path: str = scope.get("path", "")
-                access_log.info(
-                    "%s %s %d",
-                    method,
-                    route,
-                    status,
-                    extra={
-                        "method": method,
-                        "route": route,
-                        "path": path[:MAX_PATH_CHARS],
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "client": _client(scope),
-                    },
-                )
+                _log_access(scope, method, route, status, elapsed, request_id)
+
+
+def _log_access(
+    scope: Scope, method: str, route: str, status: int, elapsed: float, request_id: str
+) -> None:
+    """One access record, built directly: ``Logger.info`` would also walk the
+    stack for the caller's file and line, which an access line never shows."""
+    path: str = scope.get("path", "")
+    record = access_log.makeRecord(
+        access_log.name,
+        logging.INFO,
+        __file__,
+        0,
+        "%s %s %d",
+        (method, route, status),
+        None,
+        extra={
+            "method": method,
+            "route": route,
+            "path": path[:MAX_PATH_CHARS],
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+            "client": _client(scope),
+            "request_id": request_id,
+        },
+    )
+    access_log.handle(record)

@@ -6,6 +6,7 @@ Parametrised over SQLite (a file) and PostgreSQL (a fresh database) by the
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -97,7 +98,16 @@ async def test_cli_account_then_pkce_flow(database_url: str, tmp_path: Path) -> 
             error_message(after_replay)
 
             # The developer's own key is untouched by all this.
-            assert (await http.get("/key", headers=account.auth)).status_code == 200
+            traced = {**account.auth, "X-Request-Id": "flow-access-1"}
+            assert (await http.get("/key", headers=traced)).status_code == 200
+
+        # One access line per request (ours, with the id), not a second one from uvicorn.
+        entries = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        assert not [e for e in entries if e["logger"] == "uvicorn.access"]
+        traced_lines = [e for e in entries if e["request_id"] == "flow-access-1"]
+        assert [(e["logger"], e["route"], e["status"]) for e in traced_lines] == [
+            ("modelgates.access", "/api/v1/key", 200)
+        ]
 
         # The app took its name from X-Title.
         store = await open_store(database_url)
