@@ -12,11 +12,22 @@ thread), the write goes to one dedicated writer thread instead, where
 ``busy_timeout`` makes it wait rather than fail; long writes (migrations,
 purges) always go there. Checkpoints (the only fsyncs) run on the writer
 thread as well, never on the loop.
+
+Every ``CHECKPOINT_EVERY`` inline commits, a checkpoint copies the WAL back into
+the database in two steps. A PASSIVE one copies what is committed while writes
+go on. Inline commits keep appending meanwhile, so the WAL would never be wholly
+copied, and SQLite starts it over only then: the file would grow without bound
+under steady writes. So a RESTART follows, which copies the few frames left
+while this process's writes wait for it (on an event, not on the thread: writes
+sent to the thread while it is busy would keep colliding with the lock and pile
+up there). It gives up after ``RESTART_BUSY_TIMEOUT_MS`` if another process
+holds the lock, and is tried again at the next checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,10 +57,14 @@ from modelgates.windows import Reset
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_EVERY = 1_000
 """Inline commits between two checkpoints handed to the writer thread (the WAL's
 own automatic checkpoint is off on the inline connection: it would fsync on the loop)."""
+RESTART_BUSY_TIMEOUT_MS = 200
+"""How long the RESTART step waits for another process's write or read to end."""
 
 
 def path_from_url(url: str) -> str:
@@ -84,6 +99,9 @@ class SqliteStore:
         self._reader = _connect(path)
         self._inline: sqlite3.Connection | None = None
         self._inline_commits = 0
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._writes_resume: asyncio.Event | None = None
+        """Set while a RESTART checkpoint runs: inline writes wait for it."""
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
@@ -105,6 +123,8 @@ class SqliteStore:
     async def _write(self, work: Callable[[sqlite3.Connection], T], *, inline: bool = True) -> T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction: inline on the loop when
         the write lock is free at once (and ``inline``), else on the writer thread."""
+        if self._writes_resume is not None:
+            await self._writes_resume.wait()
         if inline and self.path != ":memory:":
             conn = self._inline_writer()
             try:
@@ -140,12 +160,35 @@ class SqliteStore:
         return result
 
     def _checkpoint_soon(self) -> None:
-        """Copy the WAL back into the database on the writer thread (fire and forget)."""
+        """Start a checkpoint in the background unless one is running."""
+        if self._checkpoint_task is None or self._checkpoint_task.done():
+            self._checkpoint_task = asyncio.get_running_loop().create_task(self._checkpoint())
 
-        def checkpoint() -> None:
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database and start it over (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+
+        def passive() -> None:
             self._writer().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-        self._executor.submit(checkpoint)
+        def restart() -> None:
+            conn = self._writer()
+            conn.execute(f"PRAGMA busy_timeout = {RESTART_BUSY_TIMEOUT_MS}")
+            try:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+        try:
+            await loop.run_in_executor(self._executor, passive)
+            resume = self._writes_resume = asyncio.Event()
+            try:
+                await loop.run_in_executor(self._executor, restart)
+            finally:
+                self._writes_resume = None
+                resume.set()
+        except sqlite3.Error as exc:  # the next checkpoint tries again
+            log.warning("SQLite checkpoint failed: %r", exc)
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._reader.execute(sql, params).fetchone()
@@ -176,6 +219,9 @@ class SqliteStore:
         return await self._write(apply, inline=False)
 
     async def close(self) -> None:
+        if self._checkpoint_task is not None:
+            await self._checkpoint_task
+
         def close_writer() -> None:
             if self._writer_conn is not None:
                 self._writer_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
