@@ -321,6 +321,20 @@ async def test_cors_preflight_and_headers(client: httpx.AsyncClient, account: Ac
     assert failed.headers["access-control-allow-origin"] == "*"  # errors readable by the app
 
 
+async def test_api_responses_vary_by_origin(client: httpx.AsyncClient, account: Account) -> None:
+    """A cache must not hand a response made without CORS headers to a browser app."""
+    plain = await client.get("/api/v1/key", headers=account.auth)
+    assert plain.status_code == 200
+    assert plain.headers.get_list("vary") == ["Origin"]
+    assert "access-control-allow-origin" not in plain.headers
+    assert plain.headers["x-request-id"]
+    failed = await client.post(URL, json={"code": "nope"})
+    assert failed.status_code == 403
+    assert failed.headers.get_list("vary") == ["Origin"]
+    page = await client.get("/login")
+    assert "vary" not in page.headers  # pages get no CORS treatment at all
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 async def test_405_for_other_methods(client: httpx.AsyncClient, method: str) -> None:
     response = await client.request(method, URL)

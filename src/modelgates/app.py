@@ -26,7 +26,7 @@ from modelgates.container import Services
 from modelgates.errors import ModelGatesError, StoreError
 from modelgates.gateway import proxy
 from modelgates.gateway.config import GatewayConfig, load_config
-from modelgates.observe import ObservabilityMiddleware
+from modelgates.observe import EXTRA_RESPONSE_HEADERS, ObservabilityMiddleware
 from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
@@ -41,11 +41,16 @@ _STATUS_MESSAGES = {404: "Not Found", 405: "Method Not Allowed"}
 
 
 def routes() -> list[BaseRoute]:
-    """Every route the server answers; anything else is a 404 in the envelope."""
+    """Every route the server answers; anything else is a 404 in the envelope.
+
+    Starlette tries routes in order and no two paths here overlap, so the busiest
+    come first: every proxied call, then the key check apps poll, then the flow.
+    """
     return [
+        Route(f"{API}/chat/completions", proxy.chat_completions, methods=["POST"]),
+        Route(f"{API}/key", keys.current_key, methods=["GET"]),
         Route(f"{API}/auth/keys/code", auth_keys.create_auth_code, methods=["POST"]),
         Route(f"{API}/auth/keys", auth_keys.exchange_code, methods=["POST"]),
-        Route(f"{API}/key", keys.current_key, methods=["GET"]),
         Route(f"{API}/auth/key", keys.current_key, methods=["GET"]),
         Route(f"{API}/keys", management.list_keys, methods=["GET"]),
         Route(f"{API}/keys", management.create_key, methods=["POST"]),
@@ -53,7 +58,6 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/keys/{{hash}}", management.update_key, methods=["PATCH"]),
         Route(f"{API}/keys/{{hash}}", management.delete_key, methods=["DELETE"]),
         Route(f"{API}/openapi.json", meta.openapi_json, methods=["GET"]),
-        Route(f"{API}/chat/completions", proxy.chat_completions, methods=["POST"]),
         Route(f"{API}/completions", proxy.completions, methods=["POST"]),
         Route(f"{API}/embeddings", proxy.embeddings, methods=["POST"]),
         Route(f"{API}/models", proxy.list_models, methods=["GET"]),
@@ -154,21 +158,26 @@ class ApiCorsMiddleware:
         elif any(name == b"origin" for name, _ in scope["headers"]):
             await self.cors(scope, receive, send)
         else:
-            # Not a CORS request: all CORSMiddleware would do is add "Vary: Origin",
-            # which is done here without its per-request header parsing.
-            await self.app(scope, receive, _vary_origin(send))
+            # Not a CORS request: all CORSMiddleware would do is add "Vary: Origin";
+            # the observability middleware adds it, with the request id.
+            extra = scope.get(EXTRA_RESPONSE_HEADERS)
+            if extra is not None:
+                extra.append(VARY_ORIGIN)
+                await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, _vary_origin(send))
+
+
+VARY_ORIGIN = (b"vary", b"Origin")
 
 
 def _vary_origin(send: Send) -> Send:
-    """``send`` adding ``Origin`` to the response's ``Vary`` (as CORSMiddleware does)."""
+    """``send`` adding ``Vary: Origin`` (as CORSMiddleware does), when this app runs
+    without the observability middleware in front."""
 
     async def send_with_vary(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = list(message.get("headers", []))
-            vary = [value for name, value in headers if name.lower() == b"vary"]
-            headers = [(name, value) for name, value in headers if name.lower() != b"vary"]
-            headers.append((b"vary", b", ".join([*vary, b"Origin"])))
-            message["headers"] = headers
+            message["headers"] = [*message.get("headers", []), VARY_ORIGIN]
         await send(message)
 
     return send_with_vary

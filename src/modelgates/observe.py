@@ -24,6 +24,10 @@ from modelgates.logs import request_id_var
 access_log = logging.getLogger("modelgates.access")
 
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+EXTRA_RESPONSE_HEADERS = "modelgates.extra_response_headers"
+"""Scope key of the list of headers this middleware adds to the response (the
+request id first): inner middleware append to it instead of wrapping ``send``
+again, which would cost a coroutine per message."""
 MAX_PATH_CHARS = 200
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -79,11 +83,14 @@ class ObservabilityMiddleware:
         status = 500
         started = time.perf_counter()
 
+        extra_headers: list[tuple[bytes, bytes]] = [header]
+        scope[EXTRA_RESPONSE_HEADERS] = extra_headers
+
         async def send_and_note(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), header]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         try:
