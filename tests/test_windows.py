@@ -455,3 +455,12 @@ def test_to_nanos_is_nearest(usd: float) -> None:
     nanos = to_nanos(usd)
     assert isinstance(nanos, int)
     assert abs(to_usd(nanos) - usd) <= 1e-9 + abs(usd) * 1e-15
+
+
+@given(counters_at(), st.timedeltas(min_value=-timedelta(days=40), max_value=timedelta(days=400)))
+def test_by_window_agrees_with_the_single_window_readers(
+    pair: tuple[UsageCounters, datetime], shift: timedelta
+) -> None:
+    counters, t = pair
+    at = t + shift
+    assert counters.by_window(at) == (counters.daily(at), counters.weekly(at), counters.monthly(at))

@@ -99,6 +99,17 @@ class UsageCounters:
         """Spend in ``now``'s UTC calendar month."""
         return self.month if self.month_start == month_start(now) else 0
 
+    def by_window(self, now: datetime) -> tuple[int, int, int]:
+        """Daily, weekly and monthly spend at ``now``, with the day's start computed once."""
+        day = day_start(now)
+        week = day - timedelta(days=day.weekday())
+        month = day.replace(day=1)
+        return (
+            self.day if self.day_start == day else 0,
+            self.week if self.week_start == week else 0,
+            self.month if self.month_start == month else 0,
+        )
+
     def in_window(self, now: datetime, reset: Reset | None) -> int:
         """Spend that counts against a limit with reset interval ``reset``."""
         if reset == "daily":

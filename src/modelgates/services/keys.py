@@ -308,15 +308,16 @@ def key_budget(key: ApiKey, now: datetime) -> dict[str, Any] | None:
 def usage_fields(key: ApiKey, now: datetime) -> dict[str, Any]:
     """Limit and usage fields shared by ``/key`` and the management key objects."""
     remaining = limit_remaining(key.limit, key.usage, key.limit_reset, now)
+    daily, weekly, monthly = key.usage.by_window(now)
     return {
         "limit": None if key.limit is None else to_usd(key.limit),
         "limit_remaining": None if remaining is None else to_usd(remaining),
         "limit_reset": key.limit_reset,
         "include_byok_in_limit": False,
         "usage": to_usd(key.usage.total),
-        "usage_daily": to_usd(key.usage.daily(now)),
-        "usage_weekly": to_usd(key.usage.weekly(now)),
-        "usage_monthly": to_usd(key.usage.monthly(now)),
+        "usage_daily": to_usd(daily),
+        "usage_weekly": to_usd(weekly),
+        "usage_monthly": to_usd(monthly),
         "byok_usage": 0.0,
         "byok_usage_daily": 0.0,
         "byok_usage_weekly": 0.0,

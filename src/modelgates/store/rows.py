@@ -6,7 +6,7 @@ in how timestamps and booleans come back, which the ``ts`` converter absorbs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -18,9 +18,12 @@ from modelgates.windows import Reset, UsageCounters
 
 
 class Row(Protocol):
-    """What both ``sqlite3.Row`` and ``asyncpg.Record`` offer: lookup by column name."""
+    """What both ``sqlite3.Row`` and ``asyncpg.Record`` offer: lookup by column name,
+    and the values in column order."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 TimestampIn = Callable[[Any], datetime]
@@ -36,6 +39,8 @@ CODE_COLUMNS = (
     " key_label, limit_nanos, usage_limit_type, key_expires_at, created_at, expires_at,"
     " used_at, minted_key_hash"
 )
+KEY_COLUMN_COUNT = KEY_COLUMNS.count(",") + 1
+CODE_COLUMN_COUNT = CODE_COLUMNS.count(",") + 1
 
 
 def _opt(value: Any, ts: TimestampIn) -> datetime | None:
@@ -59,50 +64,66 @@ def app_from_row(row: Row, ts: TimestampIn) -> App:
 
 
 def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
+    """A key from a row that starts with ``KEY_COLUMNS`` (any further columns are
+    ignored). Unpacked by position, the mirror of :func:`key_insert_values`: a
+    lookup by name scans the column list each time, and this runs on every
+    authenticated request."""
+    (
+        key_hash, user_id, app_id, name, label, limit, limit_reset, expires_at, disabled,
+        revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,
+        usage, day, day_start, week, week_start, month, month_start,
+    ) = tuple(row)[:KEY_COLUMN_COUNT]  # fmt: skip
     return ApiKey(
-        hash=row["hash"],
-        user_id=row["user_id"],
-        app_id=None if row["app_id"] is None else int(row["app_id"]),
-        name=row["name"],
-        label=row["label"],
-        limit=row["limit_nanos"],
-        limit_reset=cast("Reset | None", row["limit_reset"]),
-        expires_at=_opt(row["expires_at"], ts),
-        disabled=bool(row["disabled"]),
-        revoked_at=_opt(row["revoked_at"], ts),
-        is_management=bool(row["is_management"]),
-        issued_by_code=bool(row["issued_by_code"]),
-        created_at=ts(row["created_at"]),
-        updated_at=_opt(row["updated_at"], ts),
-        last_used_at=_opt(row["last_used_at"], ts),
+        hash=key_hash,
+        user_id=user_id,
+        app_id=None if app_id is None else int(app_id),
+        name=name,
+        label=label,
+        limit=limit,
+        limit_reset=cast("Reset | None", limit_reset),
+        expires_at=_opt(expires_at, ts),
+        disabled=bool(disabled),
+        revoked_at=_opt(revoked_at, ts),
+        is_management=bool(is_management),
+        issued_by_code=bool(issued_by_code),
+        created_at=ts(created_at),
+        updated_at=_opt(updated_at, ts),
+        last_used_at=_opt(last_used_at, ts),
         usage=UsageCounters(
-            total=row["usage_nanos"],
-            day=row["usage_day_nanos"],
-            day_start=_opt(row["usage_day_start"], ts),
-            week=row["usage_week_nanos"],
-            week_start=_opt(row["usage_week_start"], ts),
-            month=row["usage_month_nanos"],
-            month_start=_opt(row["usage_month_start"], ts),
+            total=usage,
+            day=day,
+            day_start=_opt(day_start, ts),
+            week=week,
+            week_start=_opt(week_start, ts),
+            month=month,
+            month_start=_opt(month_start, ts),
         ),
     )
 
 
 def code_from_row(row: Row, ts: TimestampIn) -> AuthCode:
+    """A code from a row that starts with ``CODE_COLUMNS``, unpacked by position
+    (the mirror of :func:`code_insert_values`)."""
+    (
+        code_hash, user_id, app_id, callback_url, code_challenge, code_challenge_method,
+        key_label, limit, usage_limit_type, key_expires_at, created_at, expires_at, used_at,
+        minted_key_hash,
+    ) = tuple(row)[:CODE_COLUMN_COUNT]  # fmt: skip
     return AuthCode(
-        code_hash=row["code_hash"],
-        user_id=row["user_id"],
-        app_id=int(row["app_id"]),
-        callback_url=row["callback_url"],
-        code_challenge=row["code_challenge"],
-        code_challenge_method=cast("Method | None", row["code_challenge_method"]),
-        key_label=row["key_label"],
-        limit=row["limit_nanos"],
-        usage_limit_type=cast("Reset | None", row["usage_limit_type"]),
-        key_expires_at=_opt(row["key_expires_at"], ts),
-        created_at=ts(row["created_at"]),
-        expires_at=ts(row["expires_at"]),
-        used_at=_opt(row["used_at"], ts),
-        minted_key_hash=row["minted_key_hash"],
+        code_hash=code_hash,
+        user_id=user_id,
+        app_id=int(app_id),
+        callback_url=callback_url,
+        code_challenge=code_challenge,
+        code_challenge_method=cast("Method | None", code_challenge_method),
+        key_label=key_label,
+        limit=limit,
+        usage_limit_type=cast("Reset | None", usage_limit_type),
+        key_expires_at=_opt(key_expires_at, ts),
+        created_at=ts(created_at),
+        expires_at=ts(expires_at),
+        used_at=_opt(used_at, ts),
+        minted_key_hash=minted_key_hash,
     )
 
 
@@ -186,10 +207,6 @@ def placeholders(count: int, style: str) -> str:
     if style == "qmark":
         return ", ".join("?" * count)
     return ", ".join(f"${i}" for i in range(1, count + 1))
-
-
-KEY_COLUMN_COUNT = KEY_COLUMNS.count(",") + 1
-CODE_COLUMN_COUNT = CODE_COLUMNS.count(",") + 1
 
 
 def session_from_row(row: Row, ts: TimestampIn) -> WebSession:
