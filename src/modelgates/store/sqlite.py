@@ -2,11 +2,19 @@
 
 One file in WAL mode. Reads run inline on the event loop on their own
 connection (a point read is tens of microseconds, cheaper than a thread hop).
-Every write is one ``BEGIN IMMEDIATE`` transaction, so that the write lock is
+Writes run in ``BEGIN IMMEDIATE`` transactions, so that the write lock is
 taken up front. A short write runs inline on the event loop too, on a
 connection that does not wait for the lock (``busy_timeout = 0``): with WAL
 and ``synchronous = NORMAL`` a commit does not fsync, so it costs tens of
-microseconds, less than the hop to a thread and back. When the lock is taken
+microseconds, less than the hop to a thread and back.
+
+Inline writes are group-committed: the first write of a loop turn begins the
+transaction and schedules its commit after the turn's other callbacks; every
+write of that turn runs in its own savepoint inside it (a failing one undoes
+only itself), and each caller returns only after the shared commit. Under load
+one commit then carries several requests' writes, and the pages they share
+(a table's last leaf, an index's newest entries) reach the WAL once instead of
+once per request. When the lock is taken
 (by another process sharing the file, or by a write in progress on the writer
 thread), the write goes to one dedicated writer thread instead, where
 ``busy_timeout`` makes it wait rather than fail; long writes (migrations,
@@ -38,7 +46,7 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from modelgates.errors import ChallengeInUse, DuplicateEmail
+from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
 from modelgates.models import (
     Admission,
     ApiKey,
@@ -85,6 +93,16 @@ def _connect(path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Co
     return conn
 
 
+class _Batch:
+    """The writes of one loop turn: one transaction, one commit (group commit)."""
+
+    __slots__ = ("failure", "waiters")
+
+    def __init__(self) -> None:
+        self.waiters: list[asyncio.Future[None]] = []
+        self.failure: BaseException | None = None
+
+
 class SqliteStore:
     """:class:`~modelgates.store.base.Store` on a SQLite file."""
 
@@ -99,6 +117,7 @@ class SqliteStore:
         self._reader = _connect(path)
         self._inline: sqlite3.Connection | None = None
         self._inline_commits = 0
+        self._batch: _Batch | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._writes_resume: asyncio.Event | None = None
         """Set while a RESTART checkpoint runs: inline writes wait for it."""
@@ -121,32 +140,92 @@ class SqliteStore:
         return self._inline
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], *, inline: bool = True) -> T:
-        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction: inline on the loop when
-        the write lock is free at once (and ``inline``), else on the writer thread."""
+        """Run ``work`` in a ``BEGIN IMMEDIATE`` transaction and return once it is
+        committed: inline on the loop, sharing the transaction of this loop turn's
+        other writes (group commit), when the write lock is free at once (and
+        ``inline``); else alone on the writer thread."""
         if self._writes_resume is not None:
             await self._writes_resume.wait()
         if inline and self.path != ":memory:":
-            conn = self._inline_writer()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError:
-                pass  # the lock is taken: wait for it on the writer thread
-            else:
-                try:
-                    result = work(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                self._inline_commits += 1
-                if self._inline_commits >= CHECKPOINT_EVERY:
-                    self._inline_commits = 0
-                    self._checkpoint_soon()
-                return result
+            batch = self._batch or self._open_batch()
+            if batch is not None:
+                return await self._write_in_batch(batch, work)
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, self._transaction, work
         )
+
+    def _open_batch(self) -> _Batch | None:
+        """Begin the inline transaction this loop turn's writes share, and schedule its
+        commit after them; ``None`` if another connection holds the write lock."""
+        conn = self._inline_writer()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return None  # the lock is taken: wait for it on the writer thread
+        batch = self._batch = _Batch()
+        asyncio.get_running_loop().call_soon(self._commit_batch, batch)
+        return batch
+
+    async def _write_in_batch(self, batch: _Batch, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` inside its own savepoint of the shared transaction, so that its
+        failure undoes only its own changes; then wait for the shared commit."""
+        conn = self._inline_writer()
+        conn.execute("SAVEPOINT unit")
+        try:
+            result = work(conn)
+        except BaseException:
+            self._undo_unit(conn, batch)
+            raise
+        conn.execute("RELEASE unit")
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batch.waiters.append(committed)
+        await committed
+        return result
+
+    def _undo_unit(self, conn: sqlite3.Connection, batch: _Batch) -> None:
+        """Roll a failed write back to its savepoint. If SQLite already rolled the whole
+        transaction back (or cannot roll back to the savepoint), the writes before it
+        in this batch are lost: the batch is marked failed so they are not told
+        otherwise, and later writes start a new batch."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO unit")
+                conn.execute("RELEASE unit")
+                return
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        batch.failure = StoreError("a write failed and took its transaction with it")
+        if self._batch is batch:
+            self._batch = None
+
+    def _commit_batch(self, batch: _Batch) -> None:
+        """Commit a loop turn's writes and wake their writers (with the error if any)."""
+        if self._batch is batch:
+            self._batch = None
+        conn = self._inline_writer()
+        failure = batch.failure
+        if failure is None:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                failure = exc
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        for waiter in batch.waiters:
+            if waiter.done():  # its request was cancelled; its write stands
+                continue
+            if failure is None:
+                waiter.set_result(None)
+            else:  # one exception per writer: each raises it in its own task
+                error = StoreError(f"the shared commit failed: {failure!r}")
+                error.__cause__ = failure
+                waiter.set_exception(error)
+        if failure is None:
+            self._inline_commits += len(batch.waiters)
+            if self._inline_commits >= CHECKPOINT_EVERY:
+                self._inline_commits = 0
+                self._checkpoint_soon()
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._writer()
