@@ -20,7 +20,7 @@ import pytest
 
 from modelgates import tokens
 from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
-from modelgates.models import ApiKey, App, AuthCode, Charge, User, WebSession
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, Charge, User, WebSession
 from modelgates.store import Store, open_store
 from modelgates.store.base import migration_files
 from modelgates.store.postgres import PostgresStore
@@ -722,6 +722,32 @@ async def test_consume_code_second_call_is_false_and_inserts_nothing(
     assert consumed.used_at == now
     assert consumed.minted_key_hash == first.hash
     assert [k.hash for k in await all_keys(store, user)] == [first.hash]
+
+
+async def test_consume_code_writes_its_audit_event_with_the_key(
+    store: Store, now: datetime
+) -> None:
+    """The issue's audit record shares the consuming transaction: a successful consume
+    leaves exactly one, a losing one leaves none."""
+    user = await add_user(store, now)
+    app = await add_app(store, now)
+    code = make_code(user, app, now)
+    await store.create_code(code, now)
+    key = make_key(user, now)
+
+    def issued(minted: ApiKey) -> AuditEvent:
+        return AuditEvent(
+            at=now, event="key.issued", actor=f"app:{app.id}", user_id=user.id,
+            key_hash=minted.hash, detail={"app_id": app.id},
+        )  # fmt: skip
+
+    assert await store.consume_code(code.code_hash, now, key, issued(key)) is True
+    loser = make_key(user, now)
+    assert await store.consume_code(code.code_hash, now, loser, issued(loser)) is False
+    events = await store.list_events(user_id=user.id)
+    assert [(e.event, e.key_hash, e.detail) for e in events] == [
+        ("key.issued", key.hash, {"app_id": app.id})
+    ]
 
 
 @pytest.mark.parametrize("late", [timedelta(0), timedelta(microseconds=1), timedelta(hours=1)])

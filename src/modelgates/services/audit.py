@@ -54,15 +54,30 @@ class AuditLog:
         key_hash: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        await self._store.record_event(
-            AuditEvent(
-                at=self._clock(),
-                event=event,
-                actor=actor,
-                user_id=key.user_id if key else user_id,
-                key_hash=key.hash if key else key_hash,
-                detail=detail,
-            )
+        made = self.event(
+            event, actor=actor, key=key, user_id=user_id, key_hash=key_hash, detail=detail
+        )
+        await self._store.record_event(made)
+
+    def event(
+        self,
+        event: str,
+        *,
+        actor: str,
+        key: ApiKey | None = None,
+        user_id: str | None = None,
+        key_hash: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """The event :meth:`record` would append, for a store call that writes it
+        in the same transaction as the change it records."""
+        return AuditEvent(
+            at=self._clock(),
+            event=event,
+            actor=actor,
+            user_id=key.user_id if key else user_id,
+            key_hash=key.hash if key else key_hash,
+            detail=detail,
         )
 
     async def events(

@@ -134,15 +134,17 @@ class ExchangeService:
             app_id=record.app_id,
             issued_by_code=True,
         )
-        if not await self._store.consume_code(code_hash, now, new.record):
-            # Lost a race with a concurrent exchange (or the code expired meanwhile).
-            raise Forbidden(INVALID_CODE)
-        await self._audit.record(
+        # The issue is recorded in the transaction that mints the key: neither
+        # can exist without the other.
+        issued = self._audit.event(
             audit.KEY_ISSUED,
             actor=audit.app_actor(record.app_id),
             key=new.record,
             detail={"app_id": record.app_id, "label": label},
         )
+        if not await self._store.consume_code(code_hash, now, new.record, issued):
+            # Lost a race with a concurrent exchange (or the code expired meanwhile).
+            raise Forbidden(INVALID_CODE)
         return Exchanged(key=new.secret, user_id=record.user_id, key_hash=new.record.hash)
 
     async def _on_replay(

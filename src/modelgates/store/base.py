@@ -109,8 +109,11 @@ class Store(Protocol):
 
     async def get_code(self, code_hash: str) -> AuthCode | None: ...
 
-    async def consume_code(self, code_hash: str, now: datetime, key: ApiKey) -> bool:
-        """Atomically mark the code used and insert ``key`` minted from it.
+    async def consume_code(
+        self, code_hash: str, now: datetime, key: ApiKey, event: AuditEvent | None = None
+    ) -> bool:
+        """Atomically mark the code used and insert ``key`` minted from it (and
+        ``event``, the audit record of the issue, in the same transaction).
 
         Returns ``False`` (and changes nothing) when the code is already used or
         expired at ``now``: of any number of concurrent calls, across processes,

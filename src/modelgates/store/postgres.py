@@ -177,13 +177,8 @@ class PostgresStore:
 
     # audit ------------------------------------------------------------
     async def record_event(self, event: AuditEvent) -> None:
-        detail = None if event.detail is None else msgspec.json.encode(event.detail).decode()
         async with self._pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO audit_events (at, event, actor, user_id, key_hash, detail)"
-                " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-                event.at, event.event, event.actor, event.user_id, event.key_hash, detail,
-            )  # fmt: skip
+            await _insert_event(conn, event)
 
     async def list_events(
         self, *, user_id: str | None = None, key_hash: str | None = None, limit: int = 100
@@ -226,7 +221,9 @@ class PostgresStore:
         )
         return None if row is None else rows.code_from_row(row, _ts)
 
-    async def consume_code(self, code_hash: str, now: datetime, key: ApiKey) -> bool:
+    async def consume_code(
+        self, code_hash: str, now: datetime, key: ApiKey, event: AuditEvent | None = None
+    ) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
                 "UPDATE auth_codes SET used_at = $1, minted_key_hash = $2"
@@ -236,6 +233,8 @@ class PostgresStore:
             if status != "UPDATE 1":
                 return False
             await _insert_key(conn, key)
+            if event is not None:
+                await _insert_event(conn, event)
             return True
 
     async def revoke_key_minted_by(self, code_hash: str, now: datetime) -> str | None:
@@ -385,6 +384,15 @@ class PostgresStore:
             " WHERE expires_at <= $1 LIMIT $2)",
             now, limit,
         )  # fmt: skip
+
+
+async def _insert_event(conn: Any, event: AuditEvent) -> None:
+    detail = None if event.detail is None else msgspec.json.encode(event.detail).decode()
+    await conn.execute(
+        "INSERT INTO audit_events (at, event, actor, user_id, key_hash, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+        event.at, event.event, event.actor, event.user_id, event.key_hash, detail,
+    )  # fmt: skip
 
 
 async def _insert_key(conn: Any, key: ApiKey) -> None:

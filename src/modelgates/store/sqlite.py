@@ -426,14 +426,7 @@ class SqliteStore:
 
     # audit ------------------------------------------------------------
     async def record_event(self, event: AuditEvent) -> None:
-        detail = None if event.detail is None else msgspec.json.encode(event.detail).decode()
-        await self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO audit_events (at, event, actor, user_id, key_hash, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (iso(event.at), event.event, event.actor, event.user_id, event.key_hash, detail),
-            )
-        )
+        await self._write(lambda conn: _insert_event(conn, event))
 
     async def list_events(
         self, *, user_id: str | None = None, key_hash: str | None = None, limit: int = 100
@@ -472,7 +465,9 @@ class SqliteStore:
         )
         return None if row is None else rows.code_from_row(row, from_iso)
 
-    async def consume_code(self, code_hash: str, now: datetime, key: ApiKey) -> bool:
+    async def consume_code(
+        self, code_hash: str, now: datetime, key: ApiKey, event: AuditEvent | None = None
+    ) -> bool:
         def consume(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
                 "UPDATE auth_codes SET used_at = ?, minted_key_hash = ?"
@@ -482,6 +477,8 @@ class SqliteStore:
             if cur.rowcount != 1:
                 return False
             _insert_key(conn, key)
+            if event is not None:
+                _insert_event(conn, event)
             return True
 
         return await self._write(consume)
@@ -658,6 +655,15 @@ def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:
         f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"
         f" VALUES ({rows.placeholders(rows.KEY_COLUMN_COUNT, 'qmark')})",
         rows.key_insert_values(key, iso),
+    )
+
+
+def _insert_event(conn: sqlite3.Connection, event: AuditEvent) -> None:
+    detail = None if event.detail is None else msgspec.json.encode(event.detail).decode()
+    conn.execute(
+        "INSERT INTO audit_events (at, event, actor, user_id, key_hash, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (iso(event.at), event.event, event.actor, event.user_id, event.key_hash, detail),
     )
 
 
