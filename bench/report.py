@@ -19,8 +19,10 @@ class Target:
     """A goal for one scenario on one backend (SQLite unless said otherwise).
 
     ``kind`` is ``ratio`` (at least ``threshold`` of the reference's req/s),
-    ``added_p50_ms`` (p50 minus the reference's p50, at most ``threshold``) or
-    ``rss_mb`` (peak RSS of every ModelGates server, at most ``threshold``).
+    ``added_p50_unloaded_ms`` (p50 of one request at a time minus the reference's,
+    at most ``threshold``) or ``rss_mb`` (peak RSS of every ModelGates server, at
+    most ``threshold``). Added latency is judged unloaded: at 32 connections p50 is
+    mostly time spent queueing, i.e. throughput again (32 / req/s).
     """
 
     label: str
@@ -35,7 +37,12 @@ TARGETS = (
     Target("POST /api/v1/auth/keys/code >= 0.35 of baseline", "ratio", 0.35, "create_code"),
     Target("POST /api/v1/auth/keys >= 0.25 of baseline", "ratio", 0.25, "exchange"),
     Target("gateway chat >= 0.50 of direct", "ratio", 0.50, "chat_gateway"),
-    Target("gateway chat added p50 <= 1 ms", "added_p50_ms", 1.0, "chat_gateway"),
+    Target(
+        "gateway chat added p50 <= 1 ms (one request at a time)",
+        "added_p50_unloaded_ms",
+        1.0,
+        "chat_gateway",
+    ),
     Target("server peak RSS <= 150 MB per worker", "rss_mb", 150.0),
 )
 
@@ -79,6 +86,8 @@ def add_ratios(results: list[dict[str, Any]], baseline_rps: float) -> None:
             continue
         result["ratio"] = result["rps"] / ref["rps"] if ref["rps"] else None
         result["added_p50_ms"] = result["p50_ms"] - ref["p50_ms"]
+        if "p50_unloaded_ms" in result and "p50_unloaded_ms" in ref:
+            result["added_p50_unloaded_ms"] = result["p50_unloaded_ms"] - ref["p50_unloaded_ms"]
 
 
 def evaluate(target: Target, results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -109,7 +118,7 @@ def evaluate(target: Target, results: list[dict[str, Any]]) -> dict[str, Any]:
         value = result.get("ratio")
         ok = value is not None and value >= target.threshold
     else:
-        value = result.get("added_p50_ms")
+        value = result.get(target.kind)
         ok = value is not None and value <= target.threshold
     if result.get("errors"):
         return {**outcome, "value": value, "status": "FAIL", "note": "errors during the run"}
@@ -174,6 +183,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         "Server CPU µs/req is the server process's user + system CPU time (all threads) over "
         "the measured run divided by its requests: less noisy than req/s on a shared machine.",
         "",
+        *_unloaded_lines(document["results"]),
         "| Target | Measured | Result |",
         "|---|--:|---|",
     ]
@@ -181,6 +191,29 @@ def render_markdown(document: dict[str, Any]) -> str:
         note = f" ({t['note']})" if t.get("note") else ""
         lines.append(f"| {t['target']} | {_num(t['value'])} | {t['status']}{note} |")
     return "\n".join(lines) + "\n"
+
+
+def _unloaded_lines(results: list[dict[str, Any]]) -> list[str]:
+    """The one-request-at-a-time latencies (``wrk -t1 -c1``), where measured."""
+    probed = [r for r in results if r.get("p50_unloaded_ms") is not None]
+    if not probed:
+        return []
+    lines = [
+        "One request at a time (`wrk -t1 -c1`): "
+        + "; ".join(
+            f"{r['title']} ({r['backend']}) p50 {_num(r['p50_unloaded_ms'])} ms, "
+            f"p99 {_num(r.get('p99_unloaded_ms'))} ms"
+            + (
+                f", {_num(r['added_p50_unloaded_ms'])} ms added"
+                if r.get("added_p50_unloaded_ms") is not None
+                else ""
+            )
+            for r in probed
+        )
+        + ".",
+        "",
+    ]
+    return lines
 
 
 def replace_section(text: str, section: str) -> str:

@@ -137,6 +137,8 @@ class Scenario:
     route: tuple[str, str] | None = None
     """(method, path) the app must have, else the scenario is skipped with a note."""
     needs_stub: bool = False
+    """Compared with the stub called directly, it also gets an unloaded latency run
+    (the added latency one caller sees; under load p50 is mostly queueing)."""
 
 
 MODELGATES_SCENARIOS = (
@@ -197,8 +199,16 @@ class Runner:
         self.rate_hints: dict[str, float] = {}
 
     def measure(
-        self, server: servers.Server, script: str, prepared: Prepared, into: dict[str, Any]
+        self,
+        server: servers.Server,
+        script: str,
+        prepared: Prepared,
+        into: dict[str, Any],
+        *,
+        unloaded: bool = False,
     ) -> dict[str, Any]:
+        """Throughput and latency under load; with ``unloaded``, then also the latency of
+        one request at a time (what a single caller waits, with no queue in front)."""
         if self.settings.warmup_s > 0:
             wrk.run(
                 self.exe, server.url, script, self.settings,
@@ -232,6 +242,16 @@ class Runner:
             error_detail=result.errors,
             peak_rss_mb=server.peak_rss_mb(),
         )
+        if unloaded:
+            alone = wrk.run(
+                self.exe, server.url, script, self.settings.unloaded(),
+                duration_s=self.settings.unloaded_s, env=prepared.main_env,
+            )  # fmt: skip
+            into.update(
+                p50_unloaded_ms=alone.latency_ms["p50"],
+                p99_unloaded_ms=alone.latency_ms["p99"],
+                errors=into["errors"] + alone.error_count,
+            )
         _print_line(into)
         if result.error_count:
             print(
@@ -251,7 +271,7 @@ class Runner:
     def chat_direct(self, stub: servers.Server) -> dict[str, Any]:
         out = _result("chat_direct", "POST /v1/chat/completions (stub, direct)", "-", "stub")
         env = {"BENCH_CHAT_PATH": "/v1/chat/completions"}
-        return self.measure(stub, "chat.lua", Prepared(env, env), out)
+        return self.measure(stub, "chat.lua", Prepared(env, env), out, unloaded=True)
 
     @contextmanager
     def database(self, backend: str, name: str) -> Iterator[str]:
@@ -279,7 +299,7 @@ class Runner:
                         out["skipped"] = f"the server answers 404 for {method} {path}"
                         print(f"-- skip {scenario.name} ({backend}): {out['skipped']}")
                         return out
-                self.measure(server, scenario.lua, prepared, out)
+                self.measure(server, scenario.lua, prepared, out, unloaded=scenario.needs_stub)
         if scenario.name == "get_key":
             self.rate_hints[backend] = out["rps"]
         return out
@@ -396,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         connections=args.connections,
         duration_s=args.duration or (3.0 if args.quick else 10.0),
         warmup_s=args.warmup if args.warmup is not None else (0.5 if args.quick else 2.0),
+        unloaded_s=2.0 if args.quick else 5.0,
     )
     backends = args.backend or ["sqlite", "postgres"]
     try:

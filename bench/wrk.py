@@ -28,6 +28,12 @@ class WrkSettings:
     duration_s: float = 10.0
     warmup_s: float = 2.0
     timeout_s: float = 5.0
+    unloaded_s: float = 5.0
+    """Length of the one-connection latency runs of the gateway and the stub."""
+
+    def unloaded(self) -> WrkSettings:
+        """One connection, one request at a time: latency without queueing."""
+        return WrkSettings(threads=1, connections=1, timeout_s=self.timeout_s)
 
     def args(self, duration_s: float) -> list[str]:
         return [
