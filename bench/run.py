@@ -117,9 +117,14 @@ def gateway_config(stub_url: str) -> str:
     )
 
 
+CHAT_KEY_LIMIT_USD = 1_000_000.0
+"""The gateway key's monthly limit: every request checks it (as an app's key would
+be checked), and no run can spend it (a refusal would count as an error)."""
+
+
 def prepare_chat_gateway(fx: Fixture) -> Prepared:
-    # The seeded keys have no limit, so the run can never be refused (403).
-    env = {"BENCH_KEY": fx.account.keys[0], "BENCH_CHAT_PATH": CHAT_PATH}
+    key = asyncio.run(seed.limited_key(fx.database_url, fx.account.user_id, CHAT_KEY_LIMIT_USD))
+    env = {"BENCH_KEY": key, "BENCH_CHAT_PATH": CHAT_PATH}
     config = fx.workdir / "gateway.toml"
     config.write_text(gateway_config(fx.stub_url))
     return Prepared(env, env, server_args=["--config", str(config)])

@@ -49,6 +49,20 @@ async def account(database_url: str, key_count: int) -> Account:
         await store.close()
 
 
+async def limited_key(database_url: str, user_id: str, limit_usd: float) -> str:
+    """A key of the seeded user with a monthly credit limit (as apps' keys carry)."""
+    store = await open_store(database_url, pool_size=2)
+    try:
+        svc = Services.build(Settings(database_url=database_url), store)
+        user = await store.get_user(user_id)
+        assert user is not None
+        made = await svc.keys.create(user, name="bench-limited", limit_usd=limit_usd,
+                                     limit_reset="monthly")  # fmt: skip
+        return made.secret
+    finally:
+        await store.close()
+
+
 async def codes(database_url: str, user_id: str, count: int) -> list[str]:
     """``count`` fresh codes without a challenge (10 minutes to live), bulk-inserted."""
     store = await open_store(database_url, pool_size=2)
