@@ -81,6 +81,32 @@ async def test_app_id_is_one_per_origin_named_by_x_title(
     assert unnamed is not None and unnamed.name == "myapp.com"
 
 
+async def test_an_origins_app_is_looked_up_once_per_process(
+    client: httpx.AsyncClient, account: Account, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apps never change once made, so a process remembers them; another process
+    (its own cache) still finds the same app."""
+    lookups: list[str] = []
+    real = services.store.get_or_create_app
+
+    async def counted(origin: str, name: str, now: datetime) -> Any:
+        lookups.append(origin)
+        return await real(origin, name, now)
+
+    monkeypatch.setattr(services.store, "get_or_create_app", counted)
+    ids = set()
+    for path in ("a", "b", "c"):
+        made = await client.post(
+            URL, json={"callback_url": f"https://cached.example/{path}"}, headers=account.auth
+        )
+        assert made.status_code == 200, made.text
+        ids.add(made.json()["data"]["app_id"])
+    assert len(ids) == 1 and lookups == ["https://cached.example"]
+    other_process = Services.build(services.settings, services.store)
+    callback = other_process.codes.check_callback_url("https://cached.example/d")
+    assert (await other_process.apps.for_callback(callback, "Other")).id in ids
+
+
 @pytest.mark.parametrize("header", ["X-ModelGates-Title", "X-OpenRouter-Title"])
 async def test_alternative_title_headers(
     client: httpx.AsyncClient, account: Account, services: Services, header: str

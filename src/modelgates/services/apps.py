@@ -14,6 +14,8 @@ MAX_APP_NAME = 100
 HEADLESS_ORIGIN = "urn:modelgates:headless"
 """The one app of every code issued without a callback (CLIs that ask the user to paste)."""
 HEADLESS_APP_NAME = "A command-line app"
+APP_CACHE_SIZE = 10_000
+"""Origins whose app this process remembers (cleared when full)."""
 
 
 def app_title(headers: Mapping[str, str]) -> str | None:
@@ -31,12 +33,24 @@ class AppService:
     def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
         self._store = store
         self._clock = clock
+        self._by_origin: dict[str, App] = {}
 
     async def for_callback(self, callback: Callback, title: str | None) -> App:
-        """The origin's app; a new one is named ``title``, else the host."""
-        return await self._store.get_or_create_app(
-            callback.origin, title or callback.host, self._clock()
-        )
+        """The origin's app; a new one is named ``title``, else the host.
+
+        Cached per process: an app is never renamed or deleted once created (the
+        first name sticks), so every code request after the first for an origin
+        skips the database.
+        """
+        found = self._by_origin.get(callback.origin)
+        if found is None:
+            found = await self._store.get_or_create_app(
+                callback.origin, title or callback.host, self._clock()
+            )
+            if len(self._by_origin) >= APP_CACHE_SIZE:
+                self._by_origin.clear()
+            self._by_origin[found.origin] = found
+        return found
 
     async def get(self, app_id: int) -> App | None:
         return await self._store.get_app(app_id)
