@@ -22,7 +22,7 @@ from modelgates import tokens
 from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
 from modelgates.models import ApiKey, App, AuditEvent, AuthCode, Charge, User, WebSession
 from modelgates.store import Store, open_store
-from modelgates.store.base import migration_files
+from modelgates.store.base import from_iso, iso, migration_files
 from modelgates.store.postgres import PostgresStore
 from modelgates.windows import UsageCounters
 from tests.support.clock import FakeClock
@@ -1046,3 +1046,20 @@ async def test_late_settlement_never_resets_a_newer_window(store: Store) -> None
     assert stored.usage.total == 12
     assert stored.usage.daily(day_two) == 7
     assert stored.usage.day_start == datetime(2026, 3, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 29, 10, 30, tzinfo=UTC),
+        datetime(2026, 11, 29, 11, 30, 0, 5, tzinfo=timezone(timedelta(hours=1))),
+        datetime(2026, 11, 29, 10, 30),  # naive: taken as UTC
+    ],
+    ids=["utc", "+01:00", "naive"],
+)
+def test_iso_text_is_fixed_width_utc_and_round_trips(moment: datetime) -> None:
+    text = iso(moment)
+    assert len(text) == len("2026-11-29T10:30:00.000000Z") and text.endswith("Z")
+    assert text.startswith("2026-11-29T10:30:00.")
+    back = from_iso(text)
+    assert back.tzinfo is not None and back == moment.replace(tzinfo=moment.tzinfo or UTC)

@@ -193,9 +193,9 @@ def utc(moment: datetime) -> datetime:
 def iso(moment: datetime) -> str:
     """Fixed-width ISO 8601 UTC text (``2026-11-29T10:30:00.000000Z``): sorts and
     compares as text in SQLite."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if moment.tzinfo is not UTC:  # UTC already is the common case: no conversion
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" → "Z"
 
 
 def from_iso(text: str) -> datetime:
