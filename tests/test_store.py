@@ -1063,3 +1063,40 @@ def test_iso_text_is_fixed_width_utc_and_round_trips(moment: datetime) -> None:
     assert text.startswith("2026-11-29T10:30:00.")
     back = from_iso(text)
     assert back.tzinfo is not None and back == moment.replace(tzinfo=moment.tzinfo or UTC)
+
+
+# --- metering ----------------------------------------------------------------
+
+
+def make_charge(key: ApiKey, cost: int, at: datetime, charge_id: str | None = None) -> Charge:
+    return Charge(
+        id=charge_id or secrets.token_hex(8), key_hash=key.hash, model="m", prompt_tokens=1,
+        completion_tokens=1, cost=cost, estimated=False, created_at=at,
+    )  # fmt: skip
+
+
+async def test_concurrent_reserve_and_settle_across_stores_keep_the_ledger(
+    store: Store, database_url: str, now: datetime
+) -> None:
+    """Admissions and settlements of one key racing from two stores all succeed (on
+    PostgreSQL a settlement that took the key's row lock after the charge's foreign-key
+    lock deadlocked against a queued admission) and usage equals the charges."""
+    user = await add_user(store, now)
+    key = make_key(user, now)
+    await store.create_key(key)
+
+    async def metered_requests(s: Store, count: int) -> None:
+        for _ in range(count):
+            ticket = secrets.token_hex(8)
+            admission = await s.reserve(key.hash, ticket, 100, now, now + timedelta(minutes=5))
+            assert admission.admitted
+            await s.settle(ticket, make_charge(key, 7, now, ticket))
+
+    async with opened_stores(database_url, 2) as stores:
+        await asyncio.gather(*(metered_requests(s, 50) for s in stores for _ in range(8)))
+
+    stored = await store.get_key(key.hash)
+    assert stored is not None
+    audit = await store.usage_audit(key.hash, now)
+    assert (audit.charges, audit.charged, audit.reservations) == (800, 800 * 7, 0)
+    assert stored.usage.total == stored.usage.daily(now) == audit.charged

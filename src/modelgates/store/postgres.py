@@ -320,17 +320,20 @@ class PostgresStore:
     async def settle(self, reservation_id: str, charge: Charge) -> None:
         day, week, month = settle_windows(charge.created_at)
         async with self._pool.acquire() as conn, conn.transaction():
+            # The key row first, as reserve() does. Inserting the charge first let its
+            # foreign-key check lock the key row (FOR KEY SHARE) before the UPDATE did;
+            # an admission's FOR UPDATE caught in between deadlocked with it.
+            await conn.execute(
+                f"UPDATE api_keys SET {rows.window_increments('$1', '$2', '$3', '$4')},"
+                " last_used_at = $5 WHERE hash = $6",
+                charge.cost, day, week, month, charge.created_at, charge.key_hash,
+            )  # fmt: skip
             await conn.execute("DELETE FROM reservations WHERE id = $1", reservation_id)
             await conn.execute(
                 "INSERT INTO charges (id, key_hash, model, prompt_tokens, completion_tokens,"
                 " cost_nanos, estimated, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 charge.id, charge.key_hash, charge.model, charge.prompt_tokens,
                 charge.completion_tokens, charge.cost, charge.estimated, charge.created_at,
-            )  # fmt: skip
-            await conn.execute(
-                f"UPDATE api_keys SET {rows.window_increments('$1', '$2', '$3', '$4')},"
-                " last_used_at = $5 WHERE hash = $6",
-                charge.cost, day, week, month, charge.created_at, charge.key_hash,
             )  # fmt: skip
 
     async def release(self, reservation_id: str) -> None:
