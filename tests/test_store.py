@@ -21,10 +21,11 @@ import pytest
 from modelgates import tokens
 from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
 from modelgates.models import ApiKey, App, AuditEvent, AuthCode, Charge, User, WebSession
+from modelgates.pricing import exceeded_limit
 from modelgates.store import Store, open_store
 from modelgates.store.base import from_iso, iso, migration_files
 from modelgates.store.postgres import PostgresStore
-from modelgates.windows import UsageCounters
+from modelgates.windows import Reset, UsageCounters
 from tests.support.clock import FakeClock
 
 
@@ -1100,3 +1101,81 @@ async def test_concurrent_reserve_and_settle_across_stores_keep_the_ledger(
     audit = await store.usage_audit(key.hash, now)
     assert (audit.charges, audit.charged, audit.reservations) == (800, 800 * 7, 0)
     assert stored.usage.total == stored.usage.daily(now) == audit.charged
+
+
+async def test_concurrent_reserves_across_stores_admit_exactly_up_to_the_limit(
+    store: Store, database_url: str, now: datetime
+) -> None:
+    """Admission is serialised per key across stores (processes): with a limit of five
+    reservations' worth, exactly five of 40 racing reservations are admitted, and every
+    refusal counted all five live reservations."""
+    user = await add_user(store, now)
+    key = make_key(user, now, limit=5 * 100)
+    await store.create_key(key)
+    expires = now + timedelta(minutes=5)
+
+    async with opened_stores(database_url, 2) as stores:
+        admissions = await asyncio.gather(
+            *(s.reserve(key.hash, f"r{s_i}-{i}", 100, now, expires)
+              for s_i, s in enumerate(stores) for i in range(20))
+        )  # fmt: skip
+
+    admitted = [a for a in admissions if a.admitted]
+    refused = [a for a in admissions if not a.admitted]
+    assert len(admitted) == 5
+    assert {(a.refused, a.reserved) for a in refused} == {("total", 500)}
+    assert sorted(a.reserved for a in admitted) == [0, 100, 200, 300, 400]
+    audit = await store.usage_audit(key.hash, now)
+    assert (audit.reserved, audit.reservations) == (500, 5)
+
+
+WEDNESDAY = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+"""Day 2026-11-25, week from Monday 2026-11-23, month from 2026-11-01 (all UTC)."""
+
+
+@pytest.mark.parametrize(
+    ("reset", "counters", "refused"),
+    [
+        # Spend in the current window counts: 60 + 40 reserved reaches the limit of 100.
+        ("daily", UsageCounters(60, 60, datetime(2026, 11, 25, tzinfo=UTC)), "daily"),
+        ("daily", UsageCounters(59, 59, datetime(2026, 11, 25, tzinfo=UTC)), None),
+        # A counter stored for an earlier (or a later) window counts as zero.
+        ("daily", UsageCounters(500, 500, datetime(2026, 11, 24, tzinfo=UTC)), None),
+        ("daily", UsageCounters(500, 500, datetime(2026, 11, 26, tzinfo=UTC)), None),
+        ("daily", UsageCounters(500, 500, None), None),
+        ("weekly", UsageCounters(60, week=60, week_start=datetime(2026, 11, 23, tzinfo=UTC)),
+         "weekly"),
+        ("weekly", UsageCounters(500, week=500, week_start=datetime(2026, 11, 16, tzinfo=UTC)),
+         None),
+        ("monthly", UsageCounters(60, month=60, month_start=datetime(2026, 11, 1, tzinfo=UTC)),
+         "monthly"),
+        ("monthly", UsageCounters(500, month=500, month_start=datetime(2026, 10, 1, tzinfo=UTC)),
+         None),
+        # No reset: the lifetime total counts, whatever the windows hold.
+        (None, UsageCounters(60, 0, datetime(2026, 11, 24, tzinfo=UTC)), "total"),
+        (None, UsageCounters(59, 59, datetime(2026, 11, 25, tzinfo=UTC)), None),
+    ],
+)  # fmt: skip
+async def test_admission_counts_only_the_current_window(
+    store: Store, reset: Reset | None, counters: UsageCounters, refused: str | None
+) -> None:
+    """The store decides as :func:`modelgates.pricing.exceeded_limit` does, returning
+    the key as it was locked and the reservations it counted."""
+    user = await add_user(store, WEDNESDAY)
+    key = make_key(user, WEDNESDAY, limit=100, limit_reset=reset, usage=counters)
+    await store.create_key(key)
+    expires = WEDNESDAY + timedelta(minutes=5)
+    assert (await store.reserve(key.hash, "held", 40, WEDNESDAY, expires)).admitted
+
+    admission = await store.reserve(key.hash, "next", 1, WEDNESDAY, expires)
+
+    assert admission.key == key
+    assert admission.reserved == 40
+    assert admission.refused == refused == exceeded_limit(key, 40, WEDNESDAY)
+    audit = await store.usage_audit(key.hash, WEDNESDAY)
+    assert audit.reservations == (1 if refused else 2)
+
+
+async def test_reserve_on_unknown_key_admits_nothing(store: Store, now: datetime) -> None:
+    admission = await store.reserve(new_hash(), "r", 1, now, now + timedelta(minutes=5))
+    assert (admission.key, admission.reserved, admission.admitted) == (None, 0, False)

@@ -5,12 +5,14 @@ rests on one conditional ``UPDATE … WHERE used_at IS NULL``: under READ
 COMMITTED a concurrent exchange waits for the first to commit, re-checks the
 condition and finds the code used. The 409 check for a live challenge is
 serialised per (user, challenge) with a transaction-scoped advisory lock.
+Metering admits and settles through the PL/pgSQL functions of migration 0005,
+one round trip each, so a busy key's row lock is held for a few statements.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import msgspec
@@ -28,7 +30,7 @@ from modelgates.models import (
     User,
     WebSession,
 )
-from modelgates.pricing import exceeded_limit
+from modelgates.pricing import LimitKind
 from modelgates.store import rows
 from modelgates.store.base import key_changes, migration_files, settle_windows, utc
 from modelgates.windows import Reset
@@ -289,51 +291,30 @@ class PostgresStore:
     async def reserve(
         self, key_hash: str, reservation_id: str, amount: int, now: datetime, expires_at: datetime
     ) -> Admission:
-        async with self._pool.acquire() as conn, conn.transaction():
-            # The row lock serialises admissions and settlements of this key across
-            # processes; READ COMMITTED statements after it see every committed
-            # settlement (its reservation gone and its cost in the counters).
-            row = await conn.fetchrow(
-                f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = $1 FOR UPDATE", key_hash
-            )
-            if row is None:
-                return Admission(key=None, reserved=0)
-            key = rows.key_from_row(row, _ts)
-            await conn.execute(
-                "DELETE FROM reservations WHERE key_hash = $1 AND expires_at <= $2", key_hash, now
-            )
-            reserved = int(
-                await conn.fetchval(
-                    "SELECT coalesce(sum(amount_nanos), 0) FROM reservations WHERE key_hash = $1",
-                    key_hash,
-                )
-            )
-            refused = exceeded_limit(key, reserved, now)
-            if refused is None:
-                await conn.execute(
-                    "INSERT INTO reservations (id, key_hash, amount_nanos, created_at, expires_at)"
-                    " VALUES ($1, $2, $3, $4, $5)",
-                    reservation_id, key_hash, amount, now, expires_at,
-                )  # fmt: skip
-            return Admission(key=key, reserved=reserved, refused=refused)
+        # One statement, one round trip: modelgates_reserve (migration 0005) takes the
+        # key's row lock, which serialises admissions and settlements of the key across
+        # processes, decides while holding it, and the statement's commit releases it.
+        row = await self._one(
+            "SELECT (r.key_row).*, r.reserved, r.refused"
+            " FROM modelgates_reserve($1, $2, $3, $4, $5, $6, $7, $8) AS r",
+            key_hash, reservation_id, amount, now, expires_at, *settle_windows(now),
+        )  # fmt: skip
+        if row is None:
+            return Admission(key=None, reserved=0)
+        refused = cast("LimitKind | None", row["refused"])
+        return Admission(
+            key=rows.key_from_row(row, _ts), reserved=int(row["reserved"]), refused=refused
+        )
 
     async def settle(self, reservation_id: str, charge: Charge) -> None:
-        day, week, month = settle_windows(charge.created_at)
-        async with self._pool.acquire() as conn, conn.transaction():
-            # The key row first, as reserve() does. Inserting the charge first let its
-            # foreign-key check lock the key row (FOR KEY SHARE) before the UPDATE did;
-            # an admission's FOR UPDATE caught in between deadlocked with it.
+        # One round trip too; modelgates_settle updates the key row before it deletes the
+        # reservation and inserts the charge (see the lock order in migration 0005).
+        async with self._pool.acquire() as conn:
             await conn.execute(
-                f"UPDATE api_keys SET {rows.window_increments('$1', '$2', '$3', '$4')},"
-                " last_used_at = $5 WHERE hash = $6",
-                charge.cost, day, week, month, charge.created_at, charge.key_hash,
-            )  # fmt: skip
-            await conn.execute("DELETE FROM reservations WHERE id = $1", reservation_id)
-            await conn.execute(
-                "INSERT INTO charges (id, key_hash, model, prompt_tokens, completion_tokens,"
-                " cost_nanos, estimated, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                charge.id, charge.key_hash, charge.model, charge.prompt_tokens,
+                "SELECT modelgates_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                reservation_id, charge.id, charge.key_hash, charge.model, charge.prompt_tokens,
                 charge.completion_tokens, charge.cost, charge.estimated, charge.created_at,
+                *settle_windows(charge.created_at),
             )  # fmt: skip
 
     async def release(self, reservation_id: str) -> None:

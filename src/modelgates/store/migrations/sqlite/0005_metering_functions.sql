@@ -1,0 +1,3 @@
+-- Intentionally empty: PostgreSQL's 0005 defines server-side metering functions.
+-- SQLite admits and settles inline under its single write lock, so it needs none;
+-- the file keeps both dialects' migration lists the same.
