@@ -42,6 +42,13 @@ def _ts(value: datetime) -> datetime:
     return utc(value)
 
 
+_RESERVED_KEY_COLUMNS = ", ".join(
+    f"(r.key_row).{column.strip()}" for column in rows.KEY_COLUMNS.split(",")
+)
+"""The key row ``modelgates_reserve`` returns, as ``KEY_COLUMNS`` in their order
+(``key_from_row`` reads by position; the table's own order may change)."""
+
+
 class PostgresStore:
     """:class:`~modelgates.store.base.Store` on PostgreSQL."""
 
@@ -295,7 +302,7 @@ class PostgresStore:
         # key's row lock, which serialises admissions and settlements of the key across
         # processes, decides while holding it, and the statement's commit releases it.
         row = await self._one(
-            "SELECT (r.key_row).*, r.reserved, r.refused"
+            f"SELECT {_RESERVED_KEY_COLUMNS}, r.reserved, r.refused"
             " FROM modelgates_reserve($1, $2, $3, $4, $5, $6, $7, $8) AS r",
             key_hash, reservation_id, amount, now, expires_at, *settle_windows(now),
         )  # fmt: skip
