@@ -13,7 +13,7 @@ import aiohttp
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -125,6 +125,17 @@ async def _on_store_error(request: Request, exc: Exception) -> Response:
     log.error("database error (request %s): %r", _request_id(request), exc)
     body = error_body(503, "Service Unavailable", _with_request_id(None, request))
     return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status nginx logs for a request its client abandoned: nobody receives it."""
+
+
+async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client left while we read its body: nothing failed on our side, so no
+    # trace and no 500; the access line says 499.
+    log.info("client disconnected before sending the whole body (request %s)", _request_id(request))
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
@@ -250,6 +261,7 @@ def build_app(
             ModelGatesError: _on_modelgates_error,
             HTTPException: _on_http_exception,
             **dict.fromkeys(database_errors(), _on_store_error),
+            ClientDisconnect: _on_client_disconnect,
             Exception: _on_unexpected,
         },
     )
