@@ -102,6 +102,12 @@ async def test_an_origins_app_is_looked_up_once_per_process(
         assert made.status_code == 200, made.text
         ids.add(made.json()["data"]["app_id"])
     assert len(ids) == 1 and lookups == ["https://cached.example"]
+    # Exchanges name their key after the app: looking it up by id is remembered too.
+    known = await services.apps.for_callback(
+        services.codes.check_callback_url("https://cached.example/e"), None
+    )
+    monkeypatch.setattr(services.store, "get_app", None)  # a store read would fail
+    assert await services.apps.get(known.id) == known and known.id in ids
     other_process = Services.build(services.settings, services.store)
     callback = other_process.codes.check_callback_url("https://cached.example/d")
     assert (await other_process.apps.for_callback(callback, "Other")).id in ids

@@ -34,6 +34,7 @@ class AppService:
         self._store = store
         self._clock = clock
         self._by_origin: dict[str, App] = {}
+        self._by_id: dict[int, App] = {}
 
     async def for_callback(self, callback: Callback, title: str | None) -> App:
         """The origin's app; a new one is named ``title``, else the host.
@@ -47,13 +48,25 @@ class AppService:
             found = await self._store.get_or_create_app(
                 callback.origin, title or callback.host, self._clock()
             )
-            if len(self._by_origin) >= APP_CACHE_SIZE:
-                self._by_origin.clear()
-            self._by_origin[found.origin] = found
+            self._remember(found)
         return found
 
     async def get(self, app_id: int) -> App | None:
-        return await self._store.get_app(app_id)
+        """The app ``app_id`` (cached like :meth:`for_callback`: exchanges name their
+        key after it)."""
+        found = self._by_id.get(app_id)
+        if found is None:
+            found = await self._store.get_app(app_id)
+            if found is not None:
+                self._remember(found)
+        return found
+
+    def _remember(self, app: App) -> None:
+        if len(self._by_origin) >= APP_CACHE_SIZE:
+            self._by_origin.clear()
+            self._by_id.clear()
+        self._by_origin[app.origin] = app
+        self._by_id[app.id] = app
 
     async def find_for_callback(self, callback: Callback) -> App | None:
         """The origin's app if it exists; never creates one (for showing, not issuing)."""
