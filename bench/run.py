@@ -160,7 +160,7 @@ MODELGATES_SCENARIOS = (
         needs_stub=True,
     ),
 )
-ALL_NAMES = (BASELINE, "chat_direct", *(s.name for s in MODELGATES_SCENARIOS))
+ALL_NAMES = (BASELINE, "chat_direct", "chat_floor", *(s.name for s in MODELGATES_SCENARIOS))
 
 
 def app_has_route(method: str, path: str) -> bool:
@@ -272,6 +272,20 @@ class Runner:
             servers.module_command("bench.baseline"), self.workdir, "baseline"
         ) as server:
             return self.measure(server, "baseline.lua", Prepared(), out)
+
+    def chat_floor(self, stub: servers.Server) -> dict[str, Any]:
+        """A bare Starlette + aiohttp proxy in front of the stub (bench/proxy_floor.py):
+        what any gateway on this stack costs before it does anything of its own."""
+        out = _result(
+            "chat_floor", "POST /api/v1/chat/completions (bare proxy)", "-", "proxy",
+            reference="chat_direct",
+        )  # fmt: skip
+        command = servers.module_command("bench.proxy_floor")
+        with servers.running(
+            command, self.workdir, "proxy", {"BENCH_UPSTREAM_URL": stub.url}
+        ) as proxy:
+            env = {"BENCH_CHAT_PATH": CHAT_PATH}
+            return self.measure(proxy, "chat.lua", Prepared(env, env), out, unloaded=True)
 
     def chat_direct(self, stub: servers.Server) -> dict[str, Any]:
         out = _result("chat_direct", "POST /v1/chat/completions (stub, direct)", "-", "stub")
@@ -441,12 +455,15 @@ def main(argv: list[str] | None = None) -> int:
         runner.rate_hints[BASELINE] = first["rps"]
         stub_ctx = (
             servers.running(servers.module_command("bench.upstream_stub"), Path(tmp), "stub")
-            if gateway and wanted & {"chat_direct", "chat_gateway"}
+            if gateway and wanted & {"chat_direct", "chat_floor", "chat_gateway"}
             else None
         )
         with stub_ctx or _nothing() as stub:
-            if stub is not None and "chat_direct" in wanted:
+            if stub is not None and wanted & {"chat_direct", "chat_floor", "chat_gateway"}:
+                # The gateway's ratio and added latency are taken against the stub.
                 results.append(runner.chat_direct(stub))
+            if stub is not None and "chat_floor" in wanted:
+                results.append(runner.chat_floor(stub))
             for backend in backends:
                 for scenario in MODELGATES_SCENARIOS:
                     if scenario.name not in wanted:

@@ -112,6 +112,18 @@ def test_added_p50_target_is_judged_one_request_at_a_time(added: float | None, s
     assert outcome["status"] == status
 
 
+def test_gateway_target_reports_the_bare_proxy_floor() -> None:
+    results = [
+        result("chat_gateway", ratio=0.2),
+        result("chat_floor", backend="-", server="proxy", ratio=0.45),
+    ]
+    (outcome,) = [
+        t for t in report.evaluate_all(results) if t["target"].startswith("gateway chat >=")
+    ]
+    assert outcome["status"] == "FAIL"
+    assert outcome["note"] == "a bare proxy on the same stack reaches 0.45"
+
+
 def test_unloaded_settings_keep_one_connection() -> None:
     settings = wrk.WrkSettings(threads=2, connections=32, timeout_s=7).unloaded()
     assert settings.args(2) == ["-t1", "-c1", "-d2s", "--timeout=7s"]

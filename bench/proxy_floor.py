@@ -1,0 +1,68 @@
+"""The floor of any gateway on this stack: a bare proxy to the stub upstream.
+
+``POST /api/v1/chat/completions`` decodes the JSON body, rewrites ``model``, forwards
+it with the same pooled aiohttp client ModelGates uses, decodes the answer and sends
+it back; no key, no limit, no metering, no logs of its own. Whatever it costs, every
+gateway built from Starlette, uvicorn and aiohttp pays too, so the gateway's ratio
+to the stub called directly can be read against this one. Served like every other
+benchmark server; the stub's address comes from ``BENCH_UPSTREAM_URL``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import aiohttp
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bench.serving import configure_logging, serve
+
+_encoder = msgspec.json.Encoder()
+
+
+async def chat_completions(request: Request) -> Response:
+    body = msgspec.json.decode(await request.body())
+    body["model"] = "stub"
+    session: aiohttp.ClientSession = request.app.state.http
+    async with session.post(
+        request.app.state.upstream,
+        data=_encoder.encode(body),
+        headers={"content-type": "application/json"},
+    ) as upstream:
+        answer = msgspec.json.decode(await upstream.read())
+    return Response(_encoder.encode(answer), upstream.status, media_type="application/json")
+
+
+async def ready(request: Request) -> Response:
+    return Response(b'{"status":"ready"}', media_type="application/json")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    app.state.upstream = os.environ["BENCH_UPSTREAM_URL"].rstrip("/") + "/v1/chat/completions"
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30.0), trust_env=False
+    ) as http:
+        app.state.http = http
+        yield
+
+
+def create_app() -> Starlette:
+    configure_logging()
+    return Starlette(
+        routes=[
+            Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/ready", ready, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+if __name__ == "__main__":
+    serve("bench.proxy_floor:create_app")
