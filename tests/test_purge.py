@@ -56,6 +56,37 @@ async def test_codes_purged_by_expiry_and_retention(store: Store, clock: FakeClo
     assert await store.purge_codes(now, now - timedelta(seconds=RETENTION), 500) == 0
 
 
+async def test_a_used_code_is_kept_until_it_expires(store: Store, clock: FakeClock) -> None:
+    """With a retention shorter than a code's life, a used code still stays until it
+    expires: a replay within its lifetime must be recognised as one."""
+    now = clock.now
+    user = await add_user(store, now)
+    app = await add_app(store, now)
+    code = make_code(user, app, now - timedelta(minutes=2), expires_at=now + timedelta(minutes=8))
+    await store.create_code(code, code.created_at)
+    await store.consume_code(code.code_hash, now - timedelta(minutes=1), make_key(user, now))
+    assert await store.purge_codes(now, now, 500) == 0
+    later = now + timedelta(minutes=8)
+    assert await store.purge_codes(later, later, 500) == 1
+
+
+def test_sqlite_code_purge_uses_the_expiry_index(tmp_path: Path) -> None:
+    """The purge runs on the event loop: it must not scan the whole table."""
+    import sqlite3
+
+    from modelgates.store.base import migration_files
+    from modelgates.store.sqlite import PURGE_CODES_SQL
+
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    for path in migration_files("sqlite"):
+        conn.executescript(path.read_text())
+    plan = " ".join(
+        str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + PURGE_CODES_SQL, ("a", "b", 10))
+    )
+    conn.close()
+    assert "auth_codes_by_expiry" in plan and "SCAN auth_codes" not in plan, plan
+
+
 async def test_purge_deletes_in_bounded_batches(store: Store, clock: FakeClock) -> None:
     now = clock.now
     user = await add_user(store, now)

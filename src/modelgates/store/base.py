@@ -170,8 +170,10 @@ class Store(Protocol):
 
     # purge: each call deletes at most ``limit`` rows and returns how many ----
     async def purge_codes(self, now: datetime, used_before: datetime, limit: int) -> int:
-        """Delete unused codes expired at ``now`` and used codes consumed at or
-        before ``used_before`` (kept until then so a replay is still detected)."""
+        """Delete codes expired at ``now`` that are unused, or were consumed at or
+        before ``used_before`` (a used code is kept until then, and at least until
+        it expires, so a replay is still detected). Found through the expiry
+        index, never by scanning the table."""
         ...
 
     async def purge_sessions(self, now: datetime, limit: int) -> int:

@@ -358,7 +358,7 @@ class PostgresStore:
     async def purge_codes(self, now: datetime, used_before: datetime, limit: int) -> int:
         return await self._purge(
             "DELETE FROM auth_codes WHERE code_hash IN (SELECT code_hash FROM auth_codes"
-            " WHERE (used_at IS NULL AND expires_at <= $1) OR used_at <= $2 LIMIT $3)",
+            " WHERE expires_at <= $1 AND (used_at IS NULL OR used_at <= $2) LIMIT $3)",
             now, used_before, limit,
         )  # fmt: skip
 

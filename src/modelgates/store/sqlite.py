@@ -71,6 +71,11 @@ BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_EVERY = 1_000
 """Inline commits between two checkpoints handed to the writer thread (the WAL's
 own automatic checkpoint is off on the inline connection: it would fsync on the loop)."""
+PURGE_CODES_SQL = (
+    "DELETE FROM auth_codes WHERE code_hash IN (SELECT code_hash FROM auth_codes"
+    " WHERE expires_at <= ? AND (used_at IS NULL OR used_at <= ?) LIMIT ?)"
+)
+"""Runs on the event loop in bounded batches: it finds codes through the expiry index."""
 RESTART_BUSY_TIMEOUT_MS = 200
 """How long the RESTART step waits for another process's write or read to end."""
 
@@ -618,11 +623,7 @@ class SqliteStore:
     # purge (bounded batches; see modelgates.purge) ----------------------
     async def purge_codes(self, now: datetime, used_before: datetime, limit: int) -> int:
         def delete(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "DELETE FROM auth_codes WHERE code_hash IN (SELECT code_hash FROM auth_codes"
-                " WHERE (used_at IS NULL AND expires_at <= ?) OR used_at <= ? LIMIT ?)",
-                (iso(now), iso(used_before), limit),
-            )
+            cur = conn.execute(PURGE_CODES_SQL, (iso(now), iso(used_before), limit))
             return int(cur.rowcount)
 
         return await self._write(delete)
