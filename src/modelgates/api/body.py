@@ -46,20 +46,23 @@ def is_json_content_type(content_type: str | None) -> bool:
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refusing anything over ``max_bytes`` without reading it all."""
     declared = request.headers.get("content-length")
-    too_large = BadRequest(f"Request body too large (at most {max_bytes} bytes)")
     if declared is not None:
         if not declared.isdigit():
             raise BadRequest("Invalid Content-Length header")
         if int(declared) > max_bytes:
-            raise too_large
+            raise _too_large(max_bytes)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise too_large
+            raise _too_large(max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(max_bytes: int) -> BadRequest:
+    return BadRequest(f"Request body too large (at most {max_bytes} bytes)")
 
 
 async def read_json(request: Request, schema: type[T], max_bytes: int) -> T:

@@ -445,18 +445,14 @@ class SqliteStore:
     # codes ------------------------------------------------------------
     async def create_code(self, code: AuthCode, now: datetime) -> None:
         values = rows.code_insert_values(code, iso)
-        insert_sql = f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"
-        marks = rows.placeholders(rows.CODE_COLUMN_COUNT, "qmark")
 
         def insert(conn: sqlite3.Connection) -> None:
             if code.code_challenge is None:
-                conn.execute(f"{insert_sql} VALUES ({marks})", values)
+                conn.execute(_INSERT_CODE, values)
                 return
             # The 409 check and the insert in one statement (the write lock is held).
             cur = conn.execute(
-                f"{insert_sql} SELECT {marks}"
-                " WHERE NOT EXISTS (SELECT 1 FROM auth_codes WHERE user_id = ?"
-                " AND code_challenge = ? AND used_at IS NULL AND expires_at > ?)",
+                _INSERT_CODE_UNLESS_CHALLENGE_LIVE,
                 (*values, code.user_id, code.code_challenge, iso(now)),
             )
             if cur.rowcount != 1:
@@ -590,8 +586,7 @@ class SqliteStore:
                  iso(charge.created_at)),
             )  # fmt: skip
             conn.execute(
-                f"UPDATE api_keys SET {rows.window_increments(':c', ':day', ':week', ':month')},"
-                " last_used_at = :now WHERE hash = :hash",
+                _ADD_CHARGE_TO_KEY,
                 {"c": charge.cost, "day": iso(day), "week": iso(week), "month": iso(month),
                  "now": iso(charge.created_at), "hash": charge.key_hash},
             )  # fmt: skip
@@ -651,12 +646,28 @@ class SqliteStore:
         return await self._write(delete)
 
 
+_INSERT_KEY = (
+    f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"
+    f" VALUES ({rows.placeholders(rows.KEY_COLUMN_COUNT, 'qmark')})"
+)
+_INSERT_CODE = (
+    f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"
+    f" VALUES ({rows.placeholders(rows.CODE_COLUMN_COUNT, 'qmark')})"
+)
+_INSERT_CODE_UNLESS_CHALLENGE_LIVE = (
+    f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"
+    f" SELECT {rows.placeholders(rows.CODE_COLUMN_COUNT, 'qmark')}"
+    " WHERE NOT EXISTS (SELECT 1 FROM auth_codes WHERE user_id = ?"
+    " AND code_challenge = ? AND used_at IS NULL AND expires_at > ?)"
+)
+_ADD_CHARGE_TO_KEY = (
+    f"UPDATE api_keys SET {rows.window_increments(':c', ':day', ':week', ':month')},"
+    " last_used_at = :now WHERE hash = :hash"
+)
+
+
 def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:
-    conn.execute(
-        f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"
-        f" VALUES ({rows.placeholders(rows.KEY_COLUMN_COUNT, 'qmark')})",
-        rows.key_insert_values(key, iso),
-    )
+    conn.execute(_INSERT_KEY, rows.key_insert_values(key, iso))
 
 
 def _insert_event(conn: sqlite3.Connection, event: AuditEvent) -> None:
