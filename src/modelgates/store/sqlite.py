@@ -181,10 +181,10 @@ class SqliteStore:
         conn.execute("SAVEPOINT unit")
         try:
             result = work(conn)
+            conn.execute("RELEASE unit")
         except BaseException:
             self._undo_unit(conn, batch)
             raise
-        conn.execute("RELEASE unit")
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         batch.waiters.append(committed)
         await committed
