@@ -19,6 +19,7 @@ import pytest
 from modelgates.app import build_app
 from modelgates.container import Services
 from modelgates.gateway.proxy import _lines
+from modelgates.pricing import Price
 from modelgates.settings import Settings
 from modelgates.store import Store
 from modelgates.windows import NANOS_PER_USD, Reset
@@ -360,6 +361,28 @@ async def test_expired_reservations_stop_counting(
     freed = await services.store.reserve(key.hash, "next", COST, later, later + timedelta(60))
     assert freed.admitted
     assert freed.reserved == 0
+
+
+async def test_only_keys_with_a_limit_hold_a_reservation_in_flight(
+    services: Services, account: Account, clock: FakeClock
+) -> None:
+    """An unlimited key has nothing to refuse: its admission writes nothing, and its
+    settlement still charges it in full."""
+    clock.set(WEDNESDAY)
+    price = Price.per_million_usd(1.0, 2.0)
+    unlimited = await services.keys.authenticate(f"Bearer {account.key}")
+    limited = await services.keys.authenticate(
+        f"Bearer {await limited_key(services, account, 'daily')}"
+    )
+    assert unlimited.limit is None and limited.limit is not None
+    free = await services.metering.admit(unlimited, "test/echo", price, COST)
+    held = await services.metering.admit(limited, "test/echo", price, COST)
+    assert (await services.store.usage_audit(unlimited.hash, clock())).reservations == 0
+    assert (await services.store.usage_audit(limited.hash, clock())).reservations == 1
+    for ticket, key in ((free, unlimited), (held, limited)):
+        cost = await services.metering.settle(ticket, 1_000, 500, estimated=False)
+        audit = await services.store.usage_audit(key.hash, clock())
+        assert (audit.charged, audit.charges, audit.reservations) == (cost, 1, 0)
 
 
 # --- the concurrency invariant, in one process --------------------------------

@@ -16,6 +16,11 @@ limit each admitted request is covered by its own reservation; only the last
 one admitted before the limit is reached can push spend past it, by at most
 its own cost. ``usage == sum(charges)`` holds because the charge row and the
 counter update share one transaction.
+
+A key without a limit (as authenticated for this request) is admitted without a
+reservation: nothing can refuse it, so the write would only cost time. Should a
+limit be set on it meanwhile, the requests already in flight are not counted
+against that limit until they settle.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class MeteringService:
     async def admit(self, key: ApiKey, model: str, price: Price, amount: int) -> Ticket:
         """Reserve ``amount`` nano-dollars on ``key`` or raise 403 naming the limit."""
         ticket = Ticket(uuid.uuid4().hex, key.hash, model, price, amount)
+        if key.limit is None:
+            return ticket  # nothing to refuse, so nothing to reserve (module docstring)
         now = self._clock()
         admission = await self._store.reserve(key.hash, ticket.id, amount, now, now + self._ttl)
         if admission.key is None:
