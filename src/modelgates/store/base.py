@@ -148,10 +148,11 @@ class Store(Protocol):
     async def reserve(
         self, key_hash: str, reservation_id: str, amount: int, now: datetime, expires_at: datetime
     ) -> Admission:
-        """In one transaction holding the key's row lock: drop the key's expired
-        reservations, then admit (insert a reservation of ``amount`` nano-dollars,
-        live until ``expires_at``) unless window spend plus live reservations has
-        reached the limit (:func:`modelgates.pricing.exceeded_limit`)."""
+        """In one transaction holding the key's row lock: admit (insert a reservation
+        of ``amount`` nano-dollars, live until ``expires_at``) unless window spend
+        plus the key's live reservations has reached the limit
+        (:func:`modelgates.pricing.exceeded_limit`). Expired reservations never
+        count; a backend may delete them here or leave them to the purge."""
         ...
 
     async def settle(self, reservation_id: str, charge: Charge) -> None:

@@ -555,14 +555,13 @@ class SqliteStore:
             if row is None:
                 return Admission(key=None, reserved=0)
             key = rows.key_from_row(row, from_iso)
-            conn.execute(
-                "DELETE FROM reservations WHERE key_hash = ? AND expires_at <= ?",
-                (key_hash, iso(now)),
-            )
+            # Only live reservations count; expired ones (a crashed process's) are
+            # left to the background purge rather than deleted on every admission.
             reserved = int(
                 conn.execute(
-                    "SELECT coalesce(sum(amount_nanos), 0) FROM reservations WHERE key_hash = ?",
-                    (key_hash,),
+                    "SELECT coalesce(sum(amount_nanos), 0) FROM reservations"
+                    " WHERE key_hash = ? AND expires_at > ?",
+                    (key_hash, iso(now)),
                 ).fetchone()[0]
             )
             refused = exceeded_limit(key, reserved, now)
