@@ -195,3 +195,33 @@ async def test_writes_of_one_turn_share_one_commit(store: SqliteStore) -> None:
         assert together * 2 < one_by_one, (together, one_by_one)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("poll_s", [2.0, 0.01], ids=["poll-on-the-loop", "then-the-thread"])
+async def test_writes_wait_for_a_lock_another_process_holds(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poll_s: float
+) -> None:
+    """Writes finding the lock taken poll for it on the loop (one poller for all of
+    them), and after ``LOCK_POLL_S`` queue on the writer thread; either way they all
+    land once the other process lets go, and the loop stays free meanwhile."""
+    monkeypatch.setattr(sqlite_store, "LOCK_POLL_S", poll_s)
+    other = sqlite3.connect(tmp_path / "wal.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        writes = asyncio.gather(*(store.record_event(event(n)) for n in range(20)))
+        ticks = 0
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 0.3
+        while loop.time() < until:  # the loop keeps running while the writes wait
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks >= 10 and not writes.done()
+        other.execute("COMMIT")
+        released = loop.time()
+        await asyncio.wait_for(writes, timeout=10)
+        if poll_s > 1:
+            assert loop.time() - released < 0.5
+        assert len(await store.list_events(limit=100)) == 20
+    finally:
+        other.close()
+        await store.close()
