@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelgates import logs, metrics
 from modelgates.api import auth_keys, keys, management, meta
@@ -149,7 +149,8 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 class ApiCorsMiddleware:
     """CORS for the JSON API only, so browser apps can exchange codes and read /key.
 
-    Pages (the consent screen) get no CORS headers (RFC 9700 §2.6).
+    Pages (the consent screen) get no CORS headers (RFC 9700 §2.6). Runs inside
+    :class:`ObservabilityMiddleware`, whose response-header list it adds to.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -170,28 +171,12 @@ class ApiCorsMiddleware:
             await self.cors(scope, receive, send)
         else:
             # Not a CORS request: all CORSMiddleware would do is add "Vary: Origin";
-            # the observability middleware adds it, with the request id.
-            extra = scope.get(EXTRA_RESPONSE_HEADERS)
-            if extra is not None:
-                extra.append(VARY_ORIGIN)
-                await self.app(scope, receive, send)
-            else:
-                await self.app(scope, receive, _vary_origin(send))
+            # the observability middleware (outside this one) adds it, with the id.
+            scope[EXTRA_RESPONSE_HEADERS].append(VARY_ORIGIN)
+            await self.app(scope, receive, send)
 
 
 VARY_ORIGIN = (b"vary", b"Origin")
-
-
-def _vary_origin(send: Send) -> Send:
-    """``send`` adding ``Vary: Origin`` (as CORSMiddleware does), when this app runs
-    without the observability middleware in front."""
-
-    async def send_with_vary(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), VARY_ORIGIN]
-        await send(message)
-
-    return send_with_vary
 
 
 def build_app(

@@ -77,9 +77,10 @@ BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_EVERY = 4_000
 """Inline writes between two checkpoints handed to the writer thread (the WAL's
 own automatic checkpoint is off on the inline connection: it would fsync on the loop).
-With group commit a write adds about 8 KiB to the WAL, so it peaks near 30-40 MB;
-every 1,000 writes cost 10 % more CPU per code creation (pages rewritten often are
-copied once per checkpoint, so fewer checkpoints copy fewer of them)."""
+With group commit a write adds about 8 KiB to the WAL, so it peaks near 30-40 MB.
+Checkpointing every 1,000 writes instead cost 10 % more CPU per code creation: a
+page rewritten often is copied once per checkpoint, so fewer checkpoints copy it
+fewer times."""
 PURGE_CODES_SQL = (
     "DELETE FROM auth_codes WHERE code_hash IN (SELECT code_hash FROM auth_codes"
     " WHERE expires_at <= ? AND (used_at IS NULL OR used_at <= ?) LIMIT ?)"
@@ -161,9 +162,10 @@ class SqliteStore:
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], *, inline: bool = True) -> T:
         """Run ``work`` in a ``BEGIN IMMEDIATE`` transaction and return once it is
-        committed: inline on the loop, sharing the transaction of this loop turn's
-        other writes (group commit), when the write lock is free at once (and
-        ``inline``); else alone on the writer thread."""
+        committed. Inline (unless ``inline`` is false): on the loop, sharing the
+        transaction of this loop turn's other writes (group commit), waiting on the
+        loop if another connection holds the lock; alone on the writer thread when
+        that wait runs past ``LOCK_POLL_S``, or when not inline."""
         if self._writes_resume is not None:
             await self._writes_resume.wait()
         if inline and self.path != ":memory:":
@@ -189,10 +191,11 @@ class SqliteStore:
         return await asyncio.shield(poll)
 
     async def _poll_lock(self) -> bool:
-        delay, waited = LOCK_POLL_FIRST_S, 0.0
-        while waited < LOCK_POLL_S:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCK_POLL_S
+        delay = LOCK_POLL_FIRST_S
+        while loop.time() < deadline:
             await asyncio.sleep(delay)
-            waited += delay
             if self._batch is not None or self._open_batch() is not None:
                 return True
             delay = min(2 * delay, LOCK_POLL_MAX_S)
