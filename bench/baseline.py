@@ -11,9 +11,8 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from bench.serving import configure_logging, serve
+from bench.serving import post_app, serve
 
 
 class Echo(msgspec.Struct, forbid_unknown_fields=True):
@@ -33,18 +32,8 @@ async def echo(request: Request) -> Response:
     return Response(_encoder.encode(body), media_type="application/json")
 
 
-async def ready(request: Request) -> Response:
-    return Response(b'{"status":"ready"}', media_type="application/json")
-
-
 def create_app() -> Starlette:
-    configure_logging()
-    return Starlette(
-        routes=[
-            Route("/echo", echo, methods=["POST"]),
-            Route("/ready", ready, methods=["GET"]),
-        ]
-    )
+    return post_app("/echo", echo)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,8 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from bench.serving import configure_logging, serve
+from bench.serving import post_app, serve
 
 _encoder = msgspec.json.Encoder()
 
@@ -39,10 +38,6 @@ async def chat_completions(request: Request) -> Response:
     return Response(_encoder.encode(answer), upstream.status, media_type="application/json")
 
 
-async def ready(request: Request) -> Response:
-    return Response(b'{"status":"ready"}', media_type="application/json")
-
-
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.upstream = os.environ["BENCH_UPSTREAM_URL"].rstrip("/") + "/v1/chat/completions"
@@ -54,14 +49,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 def create_app() -> Starlette:
-    configure_logging()
-    return Starlette(
-        routes=[
-            Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/ready", ready, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    return post_app("/api/v1/chat/completions", chat_completions, lifespan=lifespan)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,8 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from bench.serving import configure_logging, serve
+from bench.serving import post_app, serve
 
 _encoder = msgspec.json.Encoder()
 
@@ -55,18 +54,8 @@ async def chat_completions(request: Request) -> Response:
     return Response(_encoder.encode(completion(body.model)), media_type="application/json")
 
 
-async def ready(request: Request) -> Response:
-    return Response(b'{"status":"ready"}', media_type="application/json")
-
-
 def create_app() -> Starlette:
-    configure_logging()
-    return Starlette(
-        routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/ready", ready, methods=["GET"]),
-        ]
-    )
+    return post_app("/v1/chat/completions", chat_completions)
 
 
 if __name__ == "__main__":
