@@ -119,12 +119,8 @@ def configure(level: str, log_format: LogFormat) -> None:
         root.removeHandler(existing)
     root.addHandler(handler(log_format))
     root.setLevel(level.upper())
-    for name in UVICORN_LOGGERS:
+    for name in (*UVICORN_LOGGERS, UVICORN_ACCESS_LOGGER):
         uvicorn_logger = logging.getLogger(name)
         for existing in list(uvicorn_logger.handlers):
             uvicorn_logger.removeHandler(existing)
-        uvicorn_logger.propagate = True
-    uvicorn_access = logging.getLogger(UVICORN_ACCESS_LOGGER)
-    for existing in list(uvicorn_access.handlers):
-        uvicorn_access.removeHandler(existing)
-    uvicorn_access.propagate = False
+        uvicorn_logger.propagate = name != UVICORN_ACCESS_LOGGER
