@@ -23,6 +23,7 @@ from modelgates.windows import (
     to_usd,
     week_start,
     window_start,
+    window_starts,
 )
 
 utc_datetimes = st.datetimes(
@@ -464,3 +465,8 @@ def test_by_window_agrees_with_the_single_window_readers(
     counters, t = pair
     at = t + shift
     assert counters.by_window(at) == (counters.daily(at), counters.weekly(at), counters.monthly(at))
+
+
+@given(utc_datetimes)
+def test_window_starts_are_the_three_single_window_starts(t: datetime) -> None:
+    assert window_starts(t) == (day_start(t), week_start(t), month_start(t))

@@ -54,6 +54,12 @@ def month_start(now: datetime) -> datetime:
     return day_start(now).replace(day=1)
 
 
+def window_starts(now: datetime) -> tuple[datetime, datetime, datetime]:
+    """The day, week and month starts of ``now``, with the day's start computed once."""
+    day = day_start(now)
+    return day, day - timedelta(days=day.weekday()), day.replace(day=1)
+
+
 def window_start(now: datetime, reset: Reset) -> datetime:
     """Start of the window of kind ``reset`` that contains ``now``."""
     if reset == "daily":
@@ -100,10 +106,8 @@ class UsageCounters:
         return self.month if self.month_start == month_start(now) else 0
 
     def by_window(self, now: datetime) -> tuple[int, int, int]:
-        """Daily, weekly and monthly spend at ``now``, with the day's start computed once."""
-        day = day_start(now)
-        week = day - timedelta(days=day.weekday())
-        month = day.replace(day=1)
+        """Daily, weekly and monthly spend at ``now``."""
+        day, week, month = window_starts(now)
         return (
             self.day if self.day_start == day else 0,
             self.week if self.week_start == week else 0,

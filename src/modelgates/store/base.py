@@ -24,7 +24,7 @@ from modelgates.models import (
     User,
     WebSession,
 )
-from modelgates.windows import Reset, day_start, month_start, week_start
+from modelgates.windows import Reset
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -226,8 +226,3 @@ def key_changes(
         "limit_reset": limit_reset,
     }
     return [(column, value) for column, value in given.items() if value is not UNSET]
-
-
-def settle_windows(moment: datetime) -> tuple[datetime, datetime, datetime]:
-    """The day, week and month starts a charge made at ``moment`` counts in."""
-    return day_start(moment), week_start(moment), month_start(moment)

@@ -32,8 +32,8 @@ from modelgates.models import (
 )
 from modelgates.pricing import LimitKind
 from modelgates.store import rows
-from modelgates.store.base import key_changes, migration_files, settle_windows, utc
-from modelgates.windows import Reset
+from modelgates.store.base import key_changes, migration_files, utc
+from modelgates.windows import Reset, window_starts
 
 MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
 
@@ -304,7 +304,7 @@ class PostgresStore:
         row = await self._one(
             f"SELECT {_RESERVED_KEY_COLUMNS}, r.reserved, r.refused"
             " FROM modelgates_reserve($1, $2, $3, $4, $5, $6, $7, $8) AS r",
-            key_hash, reservation_id, amount, now, expires_at, *settle_windows(now),
+            key_hash, reservation_id, amount, now, expires_at, *window_starts(now),
         )  # fmt: skip
         if row is None:
             return Admission(key=None, reserved=0)
@@ -321,7 +321,7 @@ class PostgresStore:
                 "SELECT modelgates_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 reservation_id, charge.id, charge.key_hash, charge.model, charge.prompt_tokens,
                 charge.completion_tokens, charge.cost, charge.estimated, charge.created_at,
-                *settle_windows(charge.created_at),
+                *window_starts(charge.created_at),
             )  # fmt: skip
 
     async def release(self, reservation_id: str) -> None:

@@ -66,8 +66,8 @@ from modelgates.models import (
 )
 from modelgates.pricing import exceeded_limit
 from modelgates.store import rows
-from modelgates.store.base import from_iso, iso, key_changes, migration_files, settle_windows
-from modelgates.windows import Reset
+from modelgates.store.base import from_iso, iso, key_changes, migration_files
+from modelgates.windows import Reset, window_starts
 
 T = TypeVar("T")
 
@@ -619,7 +619,7 @@ class SqliteStore:
         return await self._write(admit)
 
     async def settle(self, reservation_id: str, charge: Charge) -> None:
-        day, week, month = settle_windows(charge.created_at)
+        day, week, month = window_starts(charge.created_at)
 
         def apply(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
