@@ -204,7 +204,7 @@ def _unloaded_lines(results: list[dict[str, Any]]) -> list[str]:
     probed = [r for r in results if r.get("p50_unloaded_ms") is not None]
     if not probed:
         return []
-    lines = [
+    return [
         "One request at a time (`wrk -t1 -c1`): "
         + "; ".join(
             f"{r['title']} ({r['backend']}) p50 {_num(r['p50_unloaded_ms'])} ms, "
@@ -219,7 +219,6 @@ def _unloaded_lines(results: list[dict[str, Any]]) -> list[str]:
         + ".",
         "",
     ]
-    return lines
 
 
 def replace_section(text: str, section: str) -> str:

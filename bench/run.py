@@ -161,6 +161,8 @@ MODELGATES_SCENARIOS = (
     ),
 )
 ALL_NAMES = (BASELINE, "chat_direct", "chat_floor", *(s.name for s in MODELGATES_SCENARIOS))
+NEEDS_STUB = {"chat_direct", "chat_floor", *(s.name for s in MODELGATES_SCENARIOS if s.needs_stub)}
+"""Scenarios that send to the stub upstream (the gateway's are also compared with it)."""
 
 
 def app_has_route(method: str, path: str) -> bool:
@@ -455,11 +457,11 @@ def main(argv: list[str] | None = None) -> int:
         runner.rate_hints[BASELINE] = first["rps"]
         stub_ctx = (
             servers.running(servers.module_command("bench.upstream_stub"), Path(tmp), "stub")
-            if gateway and wanted & {"chat_direct", "chat_floor", "chat_gateway"}
+            if gateway and wanted & NEEDS_STUB
             else None
         )
         with stub_ctx or _nothing() as stub:
-            if stub is not None and wanted & {"chat_direct", "chat_floor", "chat_gateway"}:
+            if stub is not None and wanted & NEEDS_STUB:
                 # The gateway's ratio and added latency are taken against the stub.
                 results.append(runner.chat_direct(stub))
             if stub is not None and "chat_floor" in wanted:
