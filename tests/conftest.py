@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from modelgates.app import build_app
+from modelgates.catalog import GatewayConfig, parse_config
 from modelgates.container import Services
-from modelgates.gateway.config import GatewayConfig, parse_config
 from modelgates.models import User
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store

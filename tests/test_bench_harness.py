@@ -205,7 +205,7 @@ def test_code_pool_is_an_upper_bound_with_slack() -> None:
 
 
 def test_gateway_config_routes_the_chat_model_to_the_stub() -> None:
-    from modelgates.gateway.config import parse_config
+    from modelgates.catalog import parse_config
 
     config = parse_config(run.gateway_config("http://127.0.0.1:9"))
     route = config.models[run.CHAT_MODEL]

@@ -19,10 +19,11 @@ import pytest
 from modelgates.app import build_app
 from modelgates.container import Services
 from modelgates.gateway.proxy import _lines
+from modelgates.money import NANOS_PER_USD
 from modelgates.pricing import Price
 from modelgates.settings import Settings
 from modelgates.store import Store
-from modelgates.windows import NANOS_PER_USD, Reset
+from modelgates.windows import Reset
 from tests.conftest import UPSTREAM_KEY, Account
 from tests.support.clock import FakeClock
 from tests.support.upstream import Upstream

@@ -30,8 +30,9 @@ from modelgates.api.meta import openapi_document
 from modelgates.api.responses import error_body
 from modelgates.app import routes
 from modelgates.models import ApiKey, User
+from modelgates.money import NANOS_PER_USD
 from modelgates.services.keys import current_key_data, key_object
-from modelgates.windows import NANOS_PER_USD, UsageCounters, day_start, month_start, week_start
+from modelgates.windows import UsageCounters, day_start, month_start, week_start
 from tests.support.spec import SHARED_SPEC, founding_spec
 
 FOUNDING_PATH = "/auth/keys/code"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from modelgates.app import build_app
-from modelgates.gateway.config import GatewayConfig
+from modelgates.catalog import GatewayConfig
 from modelgates.pkce import s256
 from modelgates.ratelimit import (
     MemoryCounters,

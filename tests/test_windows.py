@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from modelgates.money import MAX_LIMIT_USD, NANOS_PER_USD, to_nanos, to_usd
 from modelgates.windows import (
-    MAX_LIMIT_USD,
-    NANOS_PER_USD,
     RESETS,
     Reset,
     UsageCounters,
@@ -19,8 +18,6 @@ from modelgates.windows import (
     limit_remaining,
     month_start,
     next_reset,
-    to_nanos,
-    to_usd,
     week_start,
     window_start,
     window_starts,

@@ -22,10 +22,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelgates import logs, metrics
 from modelgates.api import auth_keys, keys, management, meta
 from modelgates.api.responses import JSONResponse, error_body
+from modelgates.catalog import GatewayConfig, load_config
 from modelgates.container import Services
 from modelgates.errors import ModelGatesError, StoreError
 from modelgates.gateway import proxy
-from modelgates.gateway.config import GatewayConfig, load_config
 from modelgates.observe import EXTRA_RESPONSE_HEADERS, ObservabilityMiddleware
 from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock

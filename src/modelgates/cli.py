@@ -15,15 +15,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from modelgates.catalog import ConfigError, GatewayConfig, load_config
 from modelgates.container import Services
 from modelgates.errors import ModelGatesError
-from modelgates.gateway.config import ConfigError, GatewayConfig, load_config
+from modelgates.money import to_usd
 from modelgates.services import audit
 from modelgates.services.auth_codes import parse_rfc3339
 from modelgates.services.keys import isoformat
 from modelgates.settings import ENV_PREFIX, Settings, SettingsError
 from modelgates.store import open_store
-from modelgates.windows import RESETS, Reset, to_usd
+from modelgates.windows import RESETS, Reset
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelgates.gateway.config import GatewayConfig
+from modelgates.catalog import GatewayConfig
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
 from modelgates.services.apps import AppService

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Literal
 
 from modelgates.models import ApiKey
-from modelgates.windows import NANOS_PER_USD, to_nanos
+from modelgates.money import to_nanos
 
 TOKENS_PER_PRICE_UNIT = 1_000_000
 BYTES_PER_TOKEN = 4
@@ -80,7 +80,3 @@ def exceeded_limit(key: ApiKey, reserved: int, now: datetime) -> LimitKind | Non
 
 def limit_message(kind: LimitKind) -> str:
     return f"Key limit exceeded ({kind} limit)"
-
-
-def usd(nanos: int) -> float:
-    return nanos / NANOS_PER_USD

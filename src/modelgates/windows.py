@@ -6,35 +6,17 @@ with the start of the window it counts; when the current window has a later
 start the counter reads as zero. That makes resets lazy and exact at the
 boundary: no job has to run, and nothing lags.
 
-Money is kept as integer nano-dollars (1e-9 USD) so that sums are exact and
-``usage == sum(charges)`` holds to the last digit.
+Amounts are integer nano-dollars (:mod:`modelgates.money`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 Reset = Literal["daily", "weekly", "monthly"]
 RESETS: tuple[Reset, ...] = ("daily", "weekly", "monthly")
-
-NANOS_PER_USD = 1_000_000_000
-MAX_LIMIT_USD = 1_000_000_000.0
-"""Largest accepted limit: keeps nano-dollar sums far inside a signed 64-bit int."""
-
-
-def to_nanos(usd: float) -> int:
-    """USD to integer nano-dollars, rounded to the nearest nano-dollar."""
-    if not math.isfinite(usd):
-        raise ValueError("amount must be finite")
-    return round(usd * NANOS_PER_USD)
-
-
-def to_usd(nanos: int) -> float:
-    """Integer nano-dollars back to USD as the API reports it."""
-    return nanos / NANOS_PER_USD
 
 
 def day_start(now: datetime) -> datetime:

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelgates.windows import NANOS_PER_USD
+from modelgates.money import NANOS_PER_USD
 from tests.conftest import UPSTREAM_KEY, UPSTREAM_KEY_ENV
 from tests.e2e.faults import NO_RATE_LIMITS, query
 from tests.e2e.helpers import CALLBACK, create_account, pkce_pair, sha256_hex

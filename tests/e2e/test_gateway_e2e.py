@@ -19,8 +19,8 @@ import httpx
 import openai
 import pytest
 
+from modelgates.money import NANOS_PER_USD
 from modelgates.store import open_store
-from modelgates.windows import NANOS_PER_USD
 from tests.conftest import UPSTREAM_KEY, UPSTREAM_KEY_ENV
 from tests.e2e.helpers import cli, create_account, error_message, sha256_hex
 from tests.support.server import RunningServer, serve

@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from modelgates.api.body import is_json_content_type, read_body
 from modelgates.api.responses import JSONResponse
 from modelgates.api.state import services
+from modelgates.catalog import GatewayConfig, ModelRoute
 from modelgates.errors import (
     BadGateway,
     BadRequest,
@@ -34,8 +35,8 @@ from modelgates.errors import (
     ServiceUnavailable,
     UpstreamRejected,
 )
-from modelgates.gateway.config import GatewayConfig, ModelRoute
-from modelgates.pricing import estimate_tokens, reservation, usd
+from modelgates.money import to_usd
+from modelgates.pricing import estimate_tokens, reservation
 from modelgates.services.metering import MeteringService, Ticket
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def _with_cost(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
         )
         usage["estimated"] = True
-    usage["cost"] = usd(cost)
+    usage["cost"] = to_usd(cost)
     return {**payload, "usage": usage}
 
 

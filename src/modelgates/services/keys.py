@@ -13,17 +13,11 @@ from msgspec import UNSET, UnsetType
 from modelgates import metrics, tokens
 from modelgates.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from modelgates.models import ApiKey, User
+from modelgates.money import MAX_LIMIT_USD, to_nanos, to_usd
 from modelgates.services import Clock, audit, system_clock
 from modelgates.services.audit import AuditLog
 from modelgates.store import Store
-from modelgates.windows import (
-    MAX_LIMIT_USD,
-    Reset,
-    limit_remaining,
-    next_reset,
-    to_nanos,
-    to_usd,
-)
+from modelgates.windows import Reset, limit_remaining, next_reset
 
 MAX_LABEL_LENGTH = 100
 

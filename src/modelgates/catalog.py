@@ -32,8 +32,8 @@ from pathlib import Path
 
 import msgspec
 
+from modelgates.money import to_nanos
 from modelgates.pricing import Price
-from modelgates.windows import to_nanos
 
 
 class ConfigError(ValueError):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from modelgates.catalog import ConfigError, load_config, parse_config
 from modelgates.cli import main
-from modelgates.gateway.config import ConfigError, load_config, parse_config
 from modelgates.pricing import Price, estimate_tokens, reservation
 
 GOOD = """
