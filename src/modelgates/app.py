@@ -20,12 +20,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelgates import logs, metrics
-from modelgates.api import auth_keys, keys, management, meta
+from modelgates.api import auth_keys, generation, keys, management, meta, models, openai
 from modelgates.api.responses import JSONResponse, error_body
 from modelgates.catalog import GatewayConfig, load_config
 from modelgates.container import Services
 from modelgates.errors import ModelGatesError, StoreError
-from modelgates.gateway import proxy
 from modelgates.observe import EXTRA_RESPONSE_HEADERS, ObservabilityMiddleware
 from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock
@@ -47,7 +46,7 @@ def routes() -> list[BaseRoute]:
     come first: every proxied call, then the key check apps poll, then the flow.
     """
     return [
-        Route(f"{API}/chat/completions", proxy.chat_completions, methods=["POST"]),
+        Route(f"{API}/chat/completions", openai.chat_completions, methods=["POST"]),
         Route(f"{API}/key", keys.current_key, methods=["GET"]),
         Route(f"{API}/auth/keys/code", auth_keys.create_auth_code, methods=["POST"]),
         Route(f"{API}/auth/keys", auth_keys.exchange_code, methods=["POST"]),
@@ -58,9 +57,10 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/keys/{{hash}}", management.update_key, methods=["PATCH"]),
         Route(f"{API}/keys/{{hash}}", management.delete_key, methods=["DELETE"]),
         Route(f"{API}/openapi.json", meta.openapi_json, methods=["GET"]),
-        Route(f"{API}/completions", proxy.completions, methods=["POST"]),
-        Route(f"{API}/embeddings", proxy.embeddings, methods=["POST"]),
-        Route(f"{API}/models", proxy.list_models, methods=["GET"]),
+        Route(f"{API}/completions", openai.completions, methods=["POST"]),
+        Route(f"{API}/embeddings", openai.embeddings, methods=["POST"]),
+        Route(f"{API}/generation", generation.get_generation, methods=["GET"]),
+        Route(f"{API}/models", models.list_models, methods=["GET"]),
         Route(
             "/.well-known/oauth-authorization-server",
             meta.authorization_server_metadata,

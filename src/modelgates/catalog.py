@@ -3,12 +3,14 @@
 ::
 
     [gateway]
-    max_request_cost = 0.50          # USD reserved when a request has no max_tokens
+    max_request_cost = 0.50          # USD: the most a request without max_tokens may cost
     request_timeout_seconds = 120
 
     [providers.local]
     base_url = "http://127.0.0.1:8001/v1"
     api_key_env = "LOCAL_LLM_API_KEY"  # optional
+    api = "openai"                     # optional: "openai" (default), "anthropic" or
+                                       # "openai-responses": the API the upstream speaks
 
     [[models]]
     id = "local/llama-3-8b"
@@ -16,7 +18,12 @@
     upstream_model = "llama-3-8b"      # optional; default: id after the first "/"
     prompt_price = 0.20                # USD per million prompt tokens
     completion_price = 0.60            # USD per million completion tokens
+    cache_read_price = 0.05            # optional: cached prompt tokens (default: prompt price)
+    cache_write_price = 0.25           # optional: prompt tokens written to the cache
+    reasoning_price = 0.60             # optional: reasoning tokens (default: completion price)
+    request_price = 0.0                # optional: USD per request
     context_length = 8192              # optional
+    max_completion_tokens = 4096       # optional: the most a request may generate
 
 Parsed with :mod:`tomllib`, validated strictly with msgspec; any problem is a
 :class:`ConfigError` with one line naming the file and the offending field.
@@ -29,9 +36,11 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
+from modelgates.gateway.usage import MAX_TOKENS
 from modelgates.money import to_nanos
 from modelgates.pricing import Price
 
@@ -47,9 +56,15 @@ class _Gateway(msgspec.Struct, forbid_unknown_fields=True):
     max_body_bytes: int = 4 * 1024 * 1024
 
 
+ProviderApi = Literal["openai", "anthropic", "openai-responses"]
+MAX_PRICE_USD = 1_000_000.0
+"""Highest accepted price (USD per million tokens, or per request)."""
+
+
 class _Provider(msgspec.Struct, forbid_unknown_fields=True):
     base_url: str
     api_key_env: str | None = None
+    api: ProviderApi = "openai"
 
 
 class _Model(msgspec.Struct, forbid_unknown_fields=True):
@@ -59,6 +74,11 @@ class _Model(msgspec.Struct, forbid_unknown_fields=True):
     completion_price: float
     upstream_model: str | None = None
     context_length: int | None = None
+    max_completion_tokens: int | None = None
+    cache_read_price: float | None = None
+    cache_write_price: float | None = None
+    reasoning_price: float | None = None
+    request_price: float = 0.0
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,6 +92,7 @@ class Provider:
     name: str
     base_url: str
     api_key_env: str | None = None
+    api: ProviderApi = "openai"
 
     def api_key(self) -> str | None:
         """The upstream key, read from the environment at call time."""
@@ -89,12 +110,14 @@ class ModelRoute:
     prompt_price_usd: float
     completion_price_usd: float
     context_length: int | None = None
+    max_completion_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     max_request_cost: int = to_nanos(0.50)
-    """Nano-dollars reserved for a request without ``max_tokens``."""
+    """Nano-dollars: the most a request that names no ``max_tokens`` may cost (its
+    output bound is what this buys, where the budget does not bind first)."""
     request_timeout_seconds: float = 120.0
     reservation_ttl_seconds: float = 900.0
     max_body_bytes: int = 4 * 1024 * 1024
@@ -110,6 +133,28 @@ def _positive(value: float, name: str, *, allow_zero: bool = True) -> None:
         raise ConfigError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0")
 
 
+def _price(value: float | None, name: str) -> None:
+    if value is None:
+        return
+    _positive(value, name)
+    if value > MAX_PRICE_USD:
+        raise ConfigError(f"{name} must be at most {MAX_PRICE_USD:.0f}")
+
+
+def _model_price(model: _Model, where: str) -> Price:
+    for name in ("prompt_price", "completion_price", "cache_read_price", "cache_write_price",
+                 "reasoning_price", "request_price"):  # fmt: skip
+        _price(getattr(model, name), f"{where}.{name}")
+    return Price.per_million_usd(
+        model.prompt_price,
+        model.completion_price,
+        cache_read=model.cache_read_price,
+        cache_write=model.cache_write_price,
+        reasoning=model.reasoning_price,
+        request=model.request_price,
+    )
+
+
 def parse_config(text: str) -> GatewayConfig:
     """Parse and check the TOML text of a gateway configuration."""
     try:
@@ -121,7 +166,7 @@ def parse_config(text: str) -> GatewayConfig:
     except msgspec.ValidationError as exc:
         raise ConfigError(str(exc).replace(" - at `$.", " at ").rstrip("`")) from exc
     gw = parsed.gateway
-    _positive(gw.max_request_cost, "gateway.max_request_cost")
+    _price(gw.max_request_cost, "gateway.max_request_cost")
     _positive(gw.request_timeout_seconds, "gateway.request_timeout_seconds", allow_zero=False)
     _positive(gw.reservation_ttl_seconds, "gateway.reservation_ttl_seconds", allow_zero=False)
     if gw.max_body_bytes < 1024:
@@ -130,7 +175,9 @@ def parse_config(text: str) -> GatewayConfig:
     for name, provider in parsed.providers.items():
         if not provider.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"providers.{name}.base_url must be an http(s) URL")
-        providers[name] = Provider(name, provider.base_url.rstrip("/"), provider.api_key_env)
+        providers[name] = Provider(
+            name, provider.base_url.rstrip("/"), provider.api_key_env, provider.api
+        )
     models: dict[str, ModelRoute] = {}
     for index, model in enumerate(parsed.models):
         where = f"models[{index}]"
@@ -140,19 +187,21 @@ def parse_config(text: str) -> GatewayConfig:
             raise ConfigError(f"{where}.id {model.id!r} is declared twice")
         if model.provider not in providers:
             raise ConfigError(f"{where}.provider {model.provider!r} is not a declared provider")
-        _positive(model.prompt_price, f"{where}.prompt_price")
-        _positive(model.completion_price, f"{where}.completion_price")
-        if model.context_length is not None and model.context_length <= 0:
-            raise ConfigError(f"{where}.context_length must be > 0")
+        price = _model_price(model, where)
+        for bound in ("context_length", "max_completion_tokens"):
+            value = getattr(model, bound)
+            if value is not None and not 0 < value <= MAX_TOKENS:
+                raise ConfigError(f"{where}.{bound} must be between 1 and {MAX_TOKENS}")
         upstream = model.upstream_model or model.id.split("/", 1)[-1]
         models[model.id] = ModelRoute(
             id=model.id,
             provider=providers[model.provider],
             upstream_model=upstream,
-            price=Price.per_million_usd(model.prompt_price, model.completion_price),
+            price=price,
             prompt_price_usd=model.prompt_price,
             completion_price_usd=model.completion_price,
             context_length=model.context_length,
+            max_completion_tokens=model.max_completion_tokens,
         )
     return GatewayConfig(
         max_request_cost=to_nanos(gw.max_request_cost),

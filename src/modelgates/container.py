@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelgates.catalog import GatewayConfig
+from modelgates.gateway.metered import MeteredGateway
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
 from modelgates.services.apps import AppService
 from modelgates.services.audit import AuditLog
 from modelgates.services.auth_codes import AuthCodeService
 from modelgates.services.exchange import ExchangeService
+from modelgates.services.generations import GenerationService
 from modelgates.services.keys import KeyService
 from modelgates.services.metering import MeteringService
 from modelgates.services.sessions import SessionService
@@ -35,6 +37,8 @@ class Services:
     sessions: SessionService
     gateway: GatewayConfig
     metering: MeteringService
+    metered: MeteredGateway
+    generations: GenerationService
     limiter: RateLimiter
     rules: Rules
 
@@ -52,6 +56,7 @@ class Services:
         apps = AppService(store, clock=clock)
         audit = AuditLog(store, clock=clock)
         keys = KeyService(store, audit, clock=clock)
+        metering = MeteringService(store, clock=clock, ttl_seconds=gateway.reservation_ttl_seconds)
         return cls(
             settings=settings,
             store=store,
@@ -64,9 +69,9 @@ class Services:
             audit=audit,
             sessions=SessionService(store, ttl_seconds=settings.session_ttl_seconds, clock=clock),
             gateway=gateway,
-            metering=MeteringService(
-                store, clock=clock, ttl_seconds=gateway.reservation_ttl_seconds
-            ),
+            metering=metering,
+            metered=MeteredGateway(metering, gateway),
+            generations=GenerationService(store),
             limiter=limiter or limiter_for(settings.redis_url),
             rules=Rules.from_settings(settings),
         )

@@ -58,6 +58,10 @@ REPLAY_DETECTIONS = Counter(
 SPEND_CHARGED = Counter(
     "modelgates_spend_charged_nanodollars", "Cost charged to keys, in nano-dollars."
 )
+USAGE_EXCEEDED_RESERVATION = Counter(
+    "modelgates_usage_exceeded_reservation",
+    "Generations whose reported usage cost more than their reservation (charged the reservation).",
+)
 RATE_LIMIT_REFUSALS = Counter(
     "modelgates_rate_limit_refusals", "Requests refused by a rate limit, by scope.", ["scope"]
 )

@@ -67,6 +67,9 @@ class ApiKey:
     """True for keys minted by the PKCE exchange: they may not mint further keys."""
     last_used_at: datetime | None = None
     usage: UsageCounters = field(default_factory=UsageCounters)
+    parent_key_hash: str | None = None
+    """The key that minted this one through a code (its *sub-key*): this key's spend
+    also counts against the parent's limit, and revoking the parent revokes it."""
 
     def is_expired(self, now: datetime) -> bool:
         """A key is expired from its ``expires_at`` instant on."""
@@ -91,6 +94,9 @@ class AuthCode:
     key_expires_at: datetime | None = None
     used_at: datetime | None = None
     minted_key_hash: str | None = None
+    creator_key_hash: str | None = None
+    """The key that asked for the code (``POST /auth/keys/code``); ``None`` for codes
+    made on the consent page. The minted key becomes its sub-key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,33 +131,82 @@ class WebSession:
 
 
 @dataclass(frozen=True, slots=True)
-class Charge:
-    """One metered request as billed: what the key's counters were raised by.
+class Generation:
+    """The record of one metered request, written with its charge in one transaction.
 
-    Invariant: a key's ``usage.total`` equals the sum of its charges' ``cost``.
+    Invariant: a key's ``usage.total`` equals the sum of its generations' ``cost``
+    (over the records not yet purged). Token counts are normalised (OpenAI's
+    meaning); the ``native_*`` ones are what the upstream reported in its own
+    protocol's terms, ``None`` when it reported nothing usable.
     """
 
     id: str
+    """``gen-…``: the response ``id`` the client saw."""
     key_hash: str
+    user_id: str
+    app_id: int | None
     model: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost: int
-    """Nano-dollars."""
-    estimated: bool
+    """The ModelGates model id that served."""
+    provider: str
+    upstream_model: str
+    api_type: str
+    """``chat``, ``completions``, ``embeddings``, ``messages`` or ``responses``."""
     created_at: datetime
+    cost: int
+    """Nano-dollars charged: never more than ``reserved`` when a reservation was held."""
+    reserved: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    prompt_cost: int = 0
+    completion_cost: int = 0
+    request_cost: int = 0
+    estimated: bool = False
+    usage_exceeded_reservation: bool = False
+    streamed: bool = False
+    cancelled: bool = False
+    upstream_id: str | None = None
+    finish_reason: str | None = None
+    native_finish_reason: str | None = None
+    native_tokens_prompt: int | None = None
+    native_tokens_completion: int | None = None
+    native_tokens_reasoning: int | None = None
+    native_tokens_cached: int | None = None
+    latency_ms: int | None = None
+    """From the request's arrival to the upstream's first byte (first chunk of a stream)."""
+    generation_time_ms: int | None = None
+    """From the request's arrival to the end of the answer."""
+    origin: str | None = None
+    referer: str | None = None
+    user_agent: str | None = None
+    external_user: str | None = None
+    """The body's ``user`` field."""
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Which budget refused a request, and how many output tokens it could afford."""
+
+    scope: Literal["key_limit", "parent_key"]
+    kind: Literal["daily", "weekly", "monthly", "total"]
+    affordable_tokens: int
+    """Output tokens the tightest refusing budget could still pay for (0: none)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """The outcome of reserving a request's worst-case cost against a key."""
+    """The outcome of reserving a request's worst case against every budget it draws on."""
 
     key: ApiKey | None
     """The key as locked for the decision; ``None`` if it no longer exists."""
-    reserved: int
-    """Nano-dollars other live reservations of the key held at the decision."""
-    refused: Literal["daily", "weekly", "monthly", "total"] | None = None
-    """The limit that refused the request, or ``None`` if it was admitted."""
+    amount: int = 0
+    """Nano-dollars reserved (0 when refused)."""
+    granted_tokens: int | None = None
+    """Output tokens the reservation covers when the request named none."""
+    refused: Refusal | None = None
 
     @property
     def admitted(self) -> bool:
@@ -160,7 +215,7 @@ class Admission:
 
 @dataclass(frozen=True, slots=True)
 class UsageAudit:
-    """A key's ledger, for checking ``usage == sum(charges)``."""
+    """A key's ledger, for checking ``usage == sum(generations)``."""
 
     charged: int
     charges: int

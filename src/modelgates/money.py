@@ -5,9 +5,10 @@ are exact and ``usage == sum(charges)`` holds to the last digit. USD floats exis
 only at the edges: prices and limits as configured or sent, and amounts as the
 API reports them.
 
-Bounds: every amount that reaches the database is at most :data:`MAX_NANOS`
-(a little under 2**62), so a counter that adds two of them stays inside a
-signed 64-bit column on both stores. :func:`clamp_nanos` enforces it.
+Bounds: one request is never charged or reserved more than
+:data:`MAX_CHARGE_NANOS`, and the stores add charges to counters saturating at
+:data:`MAX_COUNTER_NANOS`, so no value ever leaves a signed 64-bit column on
+either store (nor turns into a float on SQLite).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import math
 NANOS_PER_USD = 1_000_000_000
 MAX_LIMIT_USD = 1_000_000_000.0
 """Largest accepted limit or budget (USD): keeps sums of nano-dollars inside 64 bits."""
-MAX_NANOS = 4_000_000_000_000_000_000
-"""Largest amount (nano-dollars, $4e9) any single stored value may hold; twice it
-still fits a signed 64-bit integer (9.22e18)."""
+MAX_CHARGE_NANOS = 1_000_000 * NANOS_PER_USD
+"""Most one request can cost or reserve: $1,000,000 (far above any real request)."""
+MAX_COUNTER_NANOS = 2**62
+"""Where usage counters saturate: a counter below it plus a charge stays inside 64 bits."""
 
 
 def to_nanos(usd: float) -> int:
@@ -39,6 +41,6 @@ def ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
-def clamp_nanos(amount: int) -> int:
-    """``amount`` within ``[0, MAX_NANOS]``: what may be written to a money column."""
-    return min(max(0, amount), MAX_NANOS)
+def clamp_charge(amount: int) -> int:
+    """``amount`` within ``[0, MAX_CHARGE_NANOS]``: what one request may be charged."""
+    return min(max(0, amount), MAX_CHARGE_NANOS)

@@ -1,82 +1,137 @@
-"""Cost arithmetic for metered requests, free of I/O.
+"""What a request costs and the most it could cost, free of I/O.
 
-Prices are configured in USD per million tokens and held as integer
-nano-dollars per million tokens, so a cost is one exact integer division:
+Prices are configured in USD per million tokens (and USD per request) and held
+as integer nano-dollars per million tokens, so a cost is one exact integer
+division, rounded up once, on the sum (a request is never cheaper than its tokens)::
 
-    cost_nanos = ceil((prompt_tokens × prompt_price + completion_tokens × completion_price)
-                      / 1_000_000)
+    cost = ceil((uncached_prompt × prompt + cached × cache_read + cache_written × cache_write
+                 + (completion − reasoning) × completion + reasoning × reasoning) / 1e6)
+           + request
 
-rounded up once, on the sum (a request is never cheaper than its tokens).
+Cache and reasoning prices default to the prompt and completion prices.
 
-Estimates, used where the upstream reports no usage or a stream was cut short:
-
-* prompt tokens ≈ ceil(UTF-8 bytes of the JSON-encoded prompt field / 4)
-  (``messages``, ``prompt`` or ``input``);
-* completion tokens ≈ ceil(UTF-8 bytes of generated text / 4).
-
-The reservation taken before forwarding is the request's worst case: the
-prompt estimate plus ``max_tokens`` at the completion price, or the
-configured ``max_request_cost`` when the request sets no ``max_tokens``.
+The worst case a request is admitted against (:meth:`Price.ask`): its prompt
+estimate at the dearest input price, plus its output bound (``max_tokens`` ×
+outputs) at the dearest output price, plus the per-request price.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
 
-from modelgates.models import ApiKey
-from modelgates.money import to_nanos
+from modelgates.admission import TOKENS_PER_PRICE_UNIT, Ask, LimitKind
+from modelgates.gateway.usage import Usage
+from modelgates.models import Refusal
+from modelgates.money import ceil_div, clamp_charge, to_nanos
 
-TOKENS_PER_PRICE_UNIT = 1_000_000
 BYTES_PER_TOKEN = 4
 
-LimitKind = Literal["daily", "weekly", "monthly", "total"]
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """A charge in nano-dollars and its parts (``usage.cost_details``)."""
+
+    total: int
+    prompt: int
+    completion: int
+    request: int
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """A model's price, as integer nano-dollars per million tokens."""
+    """A model's price: nano-dollars per million tokens, and per request."""
 
     prompt: int
     completion: int
+    cache_read: int | None = None
+    cache_write: int | None = None
+    reasoning: int | None = None
+    request: int = 0
 
     @classmethod
-    def per_million_usd(cls, prompt: float, completion: float) -> Price:
-        return cls(prompt=to_nanos(prompt), completion=to_nanos(completion))
+    def per_million_usd(
+        cls,
+        prompt: float,
+        completion: float,
+        *,
+        cache_read: float | None = None,
+        cache_write: float | None = None,
+        reasoning: float | None = None,
+        request: float = 0.0,
+    ) -> Price:
+        def opt(usd: float | None) -> int | None:
+            return None if usd is None else to_nanos(usd)
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> int:
-        """Exact cost in nano-dollars, rounded up."""
-        total = prompt_tokens * self.prompt + completion_tokens * self.completion
-        return -(-total // TOKENS_PER_PRICE_UNIT)
+        return cls(
+            prompt=to_nanos(prompt),
+            completion=to_nanos(completion),
+            cache_read=opt(cache_read),
+            cache_write=opt(cache_write),
+            reasoning=opt(reasoning),
+            request=to_nanos(request),
+        )
+
+    @property
+    def cache_read_price(self) -> int:
+        return self.prompt if self.cache_read is None else self.cache_read
+
+    @property
+    def cache_write_price(self) -> int:
+        return self.prompt if self.cache_write is None else self.cache_write
+
+    @property
+    def reasoning_price(self) -> int:
+        return self.completion if self.reasoning is None else self.reasoning
+
+    def cost(self, usage: Usage) -> Cost:
+        """Exact cost of ``usage`` in nano-dollars, each part rounded up once."""
+        uncached = usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens
+        prompt = (
+            uncached * self.prompt
+            + usage.cached_tokens * self.cache_read_price
+            + usage.cache_write_tokens * self.cache_write_price
+        )
+        completion = (
+            usage.completion_tokens - usage.reasoning_tokens
+        ) * self.completion + usage.reasoning_tokens * self.reasoning_price
+        prompt_nanos = ceil_div(prompt, TOKENS_PER_PRICE_UNIT)
+        completion_nanos = ceil_div(completion, TOKENS_PER_PRICE_UNIT)
+        total = clamp_charge(prompt_nanos + completion_nanos + self.request)
+        return Cost(total, prompt_nanos, completion_nanos, self.request)
+
+    def ask(self, prompt_tokens: int, outputs: int, tokens: int | None, cap: int) -> Ask:
+        """The worst case of a request: ``prompt_tokens`` in, up to ``tokens`` (or, when
+        ``None``, up to ``cap``) output tokens for each of ``outputs`` outputs."""
+        dearest_in = max(self.prompt, self.cache_read_price, self.cache_write_price)
+        dearest_out = max(self.completion, self.reasoning_price)
+        fixed = ceil_div(prompt_tokens * dearest_in, TOKENS_PER_PRICE_UNIT) + self.request
+        return Ask(fixed=fixed, per_million=dearest_out * outputs, tokens=tokens, cap=cap)
 
 
 def estimate_tokens(byte_count: int) -> int:
     """ceil(bytes / 4): the documented token estimate for text we could not meter."""
-    return -(-max(0, byte_count) // BYTES_PER_TOKEN)
+    return ceil_div(max(0, byte_count), BYTES_PER_TOKEN)
 
 
-def reservation(
-    price: Price, prompt_estimate: int, max_tokens: int | None, max_request_cost: int
-) -> int:
-    """Worst-case cost to hold before forwarding (nano-dollars)."""
-    if max_tokens is None:
-        return max(max_request_cost, price.cost(prompt_estimate, 0))
-    return price.cost(prompt_estimate, max_tokens)
+def limit_message(refusal: Refusal, requested: int | None) -> str:
+    """The 403 a refused request gets: which limit, and what it could still afford.
 
-
-def exceeded_limit(key: ApiKey, reserved: int, now: datetime) -> LimitKind | None:
-    """Which limit refuses a new request, given ``reserved`` nano-dollars in flight.
-
-    A request is admitted while window spend plus live reservations is below
-    the limit, so at most the last admitted request can overshoot it.
+    With nothing left: ``Key limit exceeded (daily limit)``. With some credit left but
+    not enough for the request's own bound, OpenRouter's wording follows.
     """
-    if key.limit is None:
-        return None
-    if key.usage.in_window(now, key.limit_reset) + reserved < key.limit:
-        return None
-    return key.limit_reset or "total"
+    head = f"{_who(refusal)} ({refusal.kind} limit)"
+    if requested is None or refusal.affordable_tokens < 1:
+        return head
+    return (
+        f"{head}: this request requires more credits, or fewer max_tokens. You requested"
+        f" up to {requested} tokens, but can only afford {refusal.affordable_tokens}."
+    )
 
 
-def limit_message(kind: LimitKind) -> str:
-    return f"Key limit exceeded ({kind} limit)"
+def _who(refusal: Refusal) -> str:
+    if refusal.scope == "parent_key":
+        return "Limit of the key that minted this key exceeded"
+    return "Key limit exceeded"
+
+
+__all__ = ["BYTES_PER_TOKEN", "Cost", "LimitKind", "Price", "estimate_tokens", "limit_message"]

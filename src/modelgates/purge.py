@@ -9,6 +9,8 @@ used codes          ``MODELGATES_USED_CODE_RETENTION_SECONDS`` after use (kept
                     the key it minted)
 page sessions       once expired (log-out deletes its session at once)
 reservations        once expired (a crashed request's hold on a key's budget)
+generation records  ``MODELGATES_GENERATION_RETENTION_DAYS`` after the request
+                    (the keys' usage counters keep their totals)
 ==================  ==========================================================
 
 Every statement deletes at most ``BATCH`` rows and batches are separated by a
@@ -41,10 +43,11 @@ class Purged:
     codes: int = 0
     sessions: int = 0
     reservations: int = 0
+    generations: int = 0
 
     @property
     def total(self) -> int:
-        return self.codes + self.sessions + self.reservations
+        return self.codes + self.sessions + self.reservations + self.generations
 
 
 async def _drain(delete_batch: Callable[[int], Awaitable[int]], batch: int, pause: float) -> int:
@@ -64,10 +67,14 @@ async def purge_once(
     store = services.store
     now = services.clock()
     used_before = now - timedelta(seconds=services.settings.used_code_retention_seconds)
+    records_before = now - timedelta(days=services.settings.generation_retention_days)
     return Purged(
         codes=await _drain(lambda n: store.purge_codes(now, used_before, n), batch, pause),
         sessions=await _drain(lambda n: store.purge_sessions(now, n), batch, pause),
         reservations=await _drain(lambda n: store.purge_reservations(now, n), batch, pause),
+        generations=await _drain(
+            lambda n: store.purge_generations(records_before, n), batch, pause
+        ),
     )
 
 
@@ -83,10 +90,11 @@ async def _run_forever(services: Services, interval: float, first_delay: float) 
         else:
             if purged.total:
                 log.info(
-                    "purged %d code(s), %d session(s), %d reservation(s)",
+                    "purged %d code(s), %d session(s), %d reservation(s), %d generation(s)",
                     purged.codes,
                     purged.sessions,
                     purged.reservations,
+                    purged.generations,
                 )
         await asyncio.sleep(interval)
 

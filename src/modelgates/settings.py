@@ -68,6 +68,8 @@ class Settings:
     """``json``: one JSON object per line (with the request id); ``text``: readable lines."""
     purge_interval_seconds: int = 300
     """How often expired codes, sessions and reservations are purged (0: never)."""
+    generation_retention_days: int = 90
+    """How long generation records are kept (the keys' usage totals are kept for good)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -120,6 +122,10 @@ class Settings:
         if not 0 <= self.purge_interval_seconds <= 86_400:
             raise SettingsError(
                 f"{ENV_PREFIX}PURGE_INTERVAL_SECONDS must be between 0 (off) and 86400"
+            )
+        if not 1 <= self.generation_retention_days <= 36_500:
+            raise SettingsError(
+                f"{ENV_PREFIX}GENERATION_RETENTION_DAYS must be between 1 and 36500"
             )
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(

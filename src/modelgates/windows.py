@@ -107,10 +107,38 @@ class UsageCounters:
         return self.total
 
 
+@dataclass(frozen=True, slots=True)
+class WindowSpend:
+    """Spend in the windows current at one moment: what a key's sub-keys spent, which
+    counts against the key's own limit."""
+
+    total: int = 0
+    day: int = 0
+    week: int = 0
+    month: int = 0
+
+    def in_window(self, reset: Reset | None) -> int:
+        if reset == "daily":
+            return self.day
+        if reset == "weekly":
+            return self.week
+        if reset == "monthly":
+            return self.month
+        return self.total
+
+
+NO_SPEND = WindowSpend()
+
+
 def limit_remaining(
-    limit: int | None, counters: UsageCounters, reset: Reset | None, now: datetime
+    limit: int | None,
+    counters: UsageCounters,
+    reset: Reset | None,
+    now: datetime,
+    minted: WindowSpend = NO_SPEND,
 ) -> int | None:
-    """``limit`` minus spend in the current window, never below zero; ``None`` if unlimited."""
+    """``limit`` minus spend in the current window (the key's own and its sub-keys'),
+    never below zero; ``None`` if unlimited."""
     if limit is None:
         return None
-    return max(0, limit - counters.in_window(now, reset))
+    return max(0, limit - counters.in_window(now, reset) - minted.in_window(reset))

@@ -14,4 +14,5 @@ async def current_key(request: Request) -> Response:
     svc = services(request)
     key = await svc.keys.authenticate(request.headers.get("authorization"))
     workspace_id = await svc.users.workspace_id(key.user_id)
-    return JSONResponse({"data": current_key_data(key, workspace_id, svc.clock())})
+    budgets = await svc.keys.budgets(key)
+    return JSONResponse({"data": current_key_data(key, workspace_id, svc.clock(), budgets)})

@@ -13,10 +13,13 @@ from starlette.responses import Response
 from modelgates.api.body import read_json
 from modelgates.api.responses import JSONResponse
 from modelgates.api.state import services
+from modelgates.container import Services
 from modelgates.errors import BadRequest
+from modelgates.models import ApiKey
 from modelgates.services import audit
 from modelgates.services.auth_codes import parse_rfc3339
 from modelgates.services.keys import key_object
+from modelgates.windows import NO_SPEND
 
 MAX_OFFSET = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,10}")
@@ -68,7 +71,10 @@ async def list_keys(request: Request) -> Response:
     page = await svc.keys.list_page(caller, offset=offset, include_disabled=include_disabled)
     user = await svc.store.get_user(caller.user_id)
     now = svc.clock()
-    return JSONResponse({"data": [key_object(key, user, now) for key in page]})
+    minted = await svc.keys.minted_spend(page)
+    return JSONResponse(
+        {"data": [key_object(key, user, now, minted.get(key.hash, NO_SPEND)) for key in page]}
+    )
 
 
 async def create_key(request: Request) -> Response:
@@ -98,8 +104,7 @@ async def get_key(request: Request) -> Response:
     svc = services(request)
     caller = await svc.keys.authenticate_management(request.headers.get("authorization"))
     key = await svc.keys.get_owned(caller, request.path_params["hash"])
-    user = await svc.store.get_user(caller.user_id)
-    return JSONResponse({"data": key_object(key, user, svc.clock())})
+    return await _key_answer(svc, caller, key)
 
 
 async def update_key(request: Request) -> Response:
@@ -114,8 +119,15 @@ async def update_key(request: Request) -> Response:
         limit_usd=body.limit,
         limit_reset=body.limit_reset,
     )
+    return await _key_answer(svc, caller, key)
+
+
+async def _key_answer(svc: Services, caller: ApiKey, key: ApiKey) -> Response:
     user = await svc.store.get_user(caller.user_id)
-    return JSONResponse({"data": key_object(key, user, svc.clock())})
+    minted = await svc.keys.minted_spend([key])
+    return JSONResponse(
+        {"data": key_object(key, user, svc.clock(), minted.get(key.hash, NO_SPEND))}
+    )
 
 
 async def delete_key(request: Request) -> Response:

@@ -1,1 +1,1 @@
-"""The OpenAI-compatible gateway: upstream configuration and the proxying handlers."""
+"""The metered gateway: the one metered-request path and the pure pieces it stands on."""

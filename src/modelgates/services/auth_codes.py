@@ -111,18 +111,31 @@ class AuthCodeService:
         """Issue a code on behalf of ``caller``'s user (``POST /auth/keys/code``)."""
         if caller.issued_by_code:
             raise Forbidden(APP_KEYS_CANNOT_MINT)
-        return await self.issue(caller.user_id, request, title=title)
+        return await self.issue(caller.user_id, request, title=title, creator=caller)
 
     async def issue(
-        self, user_id: str, request: CodeRequest, *, title: str | None = None
+        self,
+        user_id: str,
+        request: CodeRequest,
+        *,
+        title: str | None = None,
+        creator: ApiKey | None = None,
     ) -> IssuedCode:
-        """Validate ``request`` and store a new code for ``user_id``."""
+        """Validate ``request`` and store a new code for ``user_id``.
+
+        A code asked for by a key (``creator``) mints that key's sub-key: its spend
+        also counts against the creator's limit, it is revoked with the creator, and
+        it expires no later than the creator (absent an ``expires_at`` it inherits
+        the creator's; a later one is refused).
+        """
         if request.callback_url is None:
             raise BadRequest("callback_url is required", field="callback_url")
         callback = self.check_callback_url(request.callback_url)
         terms = self._check_terms(request)
+        if creator is not None:
+            terms = _within(creator, terms)
         app = await self._apps.for_callback(callback, title)
-        return await self._store_code(user_id, app, callback.url, terms)
+        return await self._store_code(user_id, app, callback.url, terms, creator)
 
     async def issue_headless(self, user_id: str, request: CodeRequest) -> IssuedCode:
         """A code for an app with no callback (a CLI): the user pastes it into the app.
@@ -177,7 +190,12 @@ class AuthCodeService:
         )
 
     async def _store_code(
-        self, user_id: str, app: App, callback_url: str | None, terms: _Terms
+        self,
+        user_id: str,
+        app: App,
+        callback_url: str | None,
+        terms: _Terms,
+        creator: ApiKey | None = None,
     ) -> IssuedCode:
         now = self._clock()
         secret = tokens.generate_code()
@@ -194,6 +212,7 @@ class AuthCodeService:
             limit=terms.limit,
             usage_limit_type=terms.usage_limit_type,
             key_expires_at=terms.key_expires_at,
+            creator_key_hash=None if creator is None else creator.hash,
         )
         try:
             await self._store.create_code(record, now)
@@ -201,6 +220,21 @@ class AuthCodeService:
             raise Conflict(CHALLENGE_IN_USE, metadata={"field": "code_challenge"}) from exc
         metrics.AUTH_CODES_CREATED.inc()
         return IssuedCode(secret=secret, record=record, app=app)
+
+
+def _within(creator: ApiKey, terms: _Terms) -> _Terms:
+    """``terms`` bounded by the key that asks for the code: a key never mints a key
+    that outlives it (its limit binds the sub-key through admission, not here)."""
+    if creator.expires_at is None:
+        return terms
+    if terms.key_expires_at is None:
+        return replace(terms, key_expires_at=creator.expires_at)
+    if terms.key_expires_at > creator.expires_at:
+        raise Forbidden(
+            "expires_at must not be later than the expiry of the key asking for the code",
+            metadata={"field": "expires_at"},
+        )
+    return terms
 
 
 @dataclass(frozen=True, slots=True)

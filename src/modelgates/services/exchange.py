@@ -133,6 +133,7 @@ class ExchangeService:
             expires_at=record.key_expires_at,
             app_id=record.app_id,
             issued_by_code=True,
+            parent_key_hash=record.creator_key_hash,
         )
         # The issue is recorded in the transaction that mints the key: neither
         # can exist without the other.

@@ -17,7 +17,7 @@ from modelgates.money import MAX_LIMIT_USD, to_nanos, to_usd
 from modelgates.services import Clock, audit, system_clock
 from modelgates.services.audit import AuditLog
 from modelgates.store import Store
-from modelgates.windows import Reset, limit_remaining, next_reset
+from modelgates.windows import NO_SPEND, Reset, WindowSpend, limit_remaining, next_reset
 
 MAX_LABEL_LENGTH = 100
 
@@ -92,6 +92,7 @@ class KeyService:
         app_id: int | None = None,
         is_management: bool = False,
         issued_by_code: bool = False,
+        parent_key_hash: str | None = None,
     ) -> NewKey:
         """Generate a key and its record without storing it (the exchange stores both
         the key and the code's consumption in one transaction)."""
@@ -109,6 +110,7 @@ class KeyService:
             expires_at=expires_at,
             is_management=is_management,
             issued_by_code=issued_by_code,
+            parent_key_hash=parent_key_hash,
         )
         return NewKey(secret=secret, record=record)
 
@@ -167,6 +169,26 @@ class KeyService:
             raise Unauthorized(KEY_EXPIRED)
         return key
 
+    async def budgets(self, key: ApiKey) -> Budgets:
+        """The spend and keys behind ``key``'s budgets (for ``/key``)."""
+        parent = None
+        if key.parent_key_hash is not None:
+            parent = await self._store.get_key(key.parent_key_hash)
+            if parent is not None and parent.limit is None:
+                parent = None
+        asked = [k.hash for k in (key, parent) if k is not None and k.limit is not None]
+        minted = await self._store.minted_spend(asked, self._clock()) if asked else {}
+        return Budgets(
+            minted.get(key.hash, NO_SPEND),
+            parent,
+            NO_SPEND if parent is None else minted.get(parent.hash, NO_SPEND),
+        )
+
+    async def minted_spend(self, keys: list[ApiKey]) -> dict[str, WindowSpend]:
+        """What the keys minted from each of ``keys`` spent (for key objects)."""
+        asked = [key.hash for key in keys if key.limit is not None and not key.issued_by_code]
+        return await self._store.minted_spend(asked, self._clock()) if asked else {}
+
     async def authenticate_management(self, authorization: str | None) -> ApiKey:
         """Like :meth:`authenticate`, then 403 unless the key is a management key."""
         key = await self.authenticate(authorization)
@@ -218,7 +240,7 @@ class KeyService:
                 raise BadRequest("limit_reset requires a limit", field="limit_reset")
             if key.limit_reset is not None:
                 limit_reset = None
-        updated = await self._store.update_key(
+        change = await self._store.update_key(
             key.hash,
             self._clock(),
             name=checked_name,
@@ -226,10 +248,11 @@ class KeyService:
             limit=nanos,
             limit_reset=limit_reset,
         )
-        if updated is None or updated.user_id != caller.user_id:
+        if change is None or change.key.user_id != caller.user_id:
             raise NotFound(RESOURCE_NOT_FOUND)
-        await self._record_changes(key, updated, actor=audit.key_actor(caller))
-        return updated
+        await self._record_changes(key, change.key, actor=audit.key_actor(caller))
+        await self._record_minted_revoked(change.key, change.revoked_minted)
+        return change.key
 
     async def _record_changes(self, before: ApiKey, after: ApiKey, *, actor: str) -> None:
         """One audit event per kind of change an update made."""
@@ -267,11 +290,27 @@ class KeyService:
     async def revoke(self, key_hash: str, *, actor: str = audit.SYSTEM) -> None:
         """Revoke a key for good; 404 if there is no such unrevoked key."""
         key_hash = key_hash.strip().lower()
-        if not await self._store.revoke_key(key_hash, self._clock()):
+        minted = await self._store.revoke_key(key_hash, self._clock())
+        if minted is None:
             raise NotFound("No active key with this hash")
         metrics.KEYS_REVOKED.inc()
         key = await self._store.get_key(key_hash)
         await self._audit.record(audit.KEY_REVOKED, actor=actor, key=key, key_hash=key_hash)
+        if key is not None:
+            await self._record_minted_revoked(key, tuple(minted))
+
+    async def _record_minted_revoked(self, parent: ApiKey, minted: tuple[str, ...]) -> None:
+        """One ``key.revoked`` event per key revoked because the key that minted it was
+        revoked or disabled (the store revoked them in the same transaction)."""
+        for key_hash in minted:
+            metrics.KEYS_REVOKED.inc()
+            await self._audit.record(
+                audit.KEY_REVOKED,
+                actor=audit.key_actor(parent),
+                user_id=parent.user_id,
+                key_hash=key_hash,
+                detail={"reason": "minting key revoked or disabled", "parent": parent.hash},
+            )
 
 
 def isoformat(moment: datetime | None) -> str | None:
@@ -281,13 +320,17 @@ def isoformat(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def key_budget(key: ApiKey, now: datetime) -> dict[str, Any] | None:
-    """The key's own limit as OpenRouter's budget entry, or ``None`` without a limit."""
+def key_budget(
+    key: ApiKey, now: datetime, minted: WindowSpend = NO_SPEND, *, scope: str = "key_limit"
+) -> dict[str, Any] | None:
+    """A key's limit as OpenRouter's budget entry (its spend includes what the keys it
+    minted spent), or ``None`` without a limit. ``scope`` is ``key_limit`` for the key's
+    own, ``parent_key`` for the limit of the key that minted it."""
     if key.limit is None:
         return None
-    spent = key.usage.in_window(now, key.limit_reset)
+    spent = key.usage.in_window(now, key.limit_reset) + minted.in_window(key.limit_reset)
     return {
-        "scope": "key_limit",
+        "scope": scope,
         "limit_usd": to_usd(key.limit),
         "spend_usd": to_usd(spent),
         "remaining_usd": to_usd(max(0, key.limit - spent)),
@@ -299,9 +342,10 @@ def key_budget(key: ApiKey, now: datetime) -> dict[str, Any] | None:
     }
 
 
-def usage_fields(key: ApiKey, now: datetime) -> dict[str, Any]:
-    """Limit and usage fields shared by ``/key`` and the management key objects."""
-    remaining = limit_remaining(key.limit, key.usage, key.limit_reset, now)
+def usage_fields(key: ApiKey, now: datetime, minted: WindowSpend = NO_SPEND) -> dict[str, Any]:
+    """Limit and usage fields shared by ``/key`` and the management key objects: usage is
+    the key's own; what remains of its limit also counts what its sub-keys spent."""
+    remaining = limit_remaining(key.limit, key.usage, key.limit_reset, now, minted)
     daily, weekly, monthly = key.usage.by_window(now)
     return {
         "limit": None if key.limit is None else to_usd(key.limit),
@@ -319,14 +363,16 @@ def usage_fields(key: ApiKey, now: datetime) -> dict[str, Any]:
     }
 
 
-def key_object(key: ApiKey, user: User | None, now: datetime) -> dict[str, Any]:
+def key_object(
+    key: ApiKey, user: User | None, now: datetime, minted: WindowSpend = NO_SPEND
+) -> dict[str, Any]:
     """OpenRouter's management ``Key`` object for ``key`` at ``now`` (plus ``app_id``)."""
     return {
         "hash": key.hash,
         "name": key.name,
         "label": key.label,
         "disabled": key.disabled,
-        **usage_fields(key, now),
+        **usage_fields(key, now, minted),
         "created_at": isoformat(key.created_at),
         "updated_at": isoformat(key.updated_at),
         "last_used_at": isoformat(key.last_used_at),
@@ -338,12 +384,37 @@ def key_object(key: ApiKey, user: User | None, now: datetime) -> dict[str, Any]:
     }
 
 
-def current_key_data(key: ApiKey, workspace_id: str | None, now: datetime) -> dict[str, Any]:
-    """OpenRouter's ``GET /key`` field set for ``key`` at ``now``."""
-    budget = key_budget(key, now)
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """What a key's budgets need beyond the key: its sub-keys' spend, and the key that
+    minted it (with that key's sub-keys' spend)."""
+
+    minted: WindowSpend = NO_SPEND
+    parent: ApiKey | None = None
+    parent_minted: WindowSpend = NO_SPEND
+
+
+def current_key_data(
+    key: ApiKey, workspace_id: str | None, now: datetime, budgets: Budgets | None = None
+) -> dict[str, Any]:
+    """OpenRouter's ``GET /key`` field set for ``key`` at ``now``: ``budgets`` lists the
+    key's own limit and the limit of the key that minted it; ``effective_budget`` is the
+    one with the least remaining."""
+    budgets = budgets or Budgets()
+    entries = [
+        entry
+        for entry in (
+            key_budget(key, now, budgets.minted),
+            None
+            if budgets.parent is None
+            else key_budget(budgets.parent, now, budgets.parent_minted, scope="parent_key"),
+        )
+        if entry is not None
+    ]
+    tightest = min(entries, key=lambda entry: entry["remaining_usd"], default=None)
     return {
         "label": key.label,
-        **usage_fields(key, now),
+        **usage_fields(key, now, budgets.minted),
         "expires_at": isoformat(key.expires_at),
         "is_management_key": key.is_management,
         "is_provisioning_key": key.is_management,
@@ -355,6 +426,6 @@ def current_key_data(key: ApiKey, workspace_id: str | None, now: datetime) -> di
         "rate_limit": {"requests": -1, "interval": "10s", "note": "deprecated"},
         "allowed_data_regions": [],
         "free_model_daily_requests": {"limit": 0, "remaining": 0, "used": 0},
-        "budgets": [budget] if budget else [],
-        "effective_budget": budget,
+        "budgets": entries,
+        "effective_budget": tightest,
     }

@@ -1,56 +1,66 @@
-"""Metering: reserve a request's worst case before forwarding, settle its real cost after.
+"""Metering against budgets: reserve a request's worst case before forwarding, charge after.
 
 Life cycle of one metered request (Unkey-style credits, LiteLLM-style reservation)::
 
     admit  ──► reservation row (amount = worst case, expires_at = now + TTL)
       │            │
-      │            ├─ settle:  delete reservation + insert charge + add cost to counters
-      │            │           (one transaction; the charge is the real or estimated cost)
+      │            ├─ settle:  delete reservation + insert generation record + add cost
+      │            │           to the key's counters (one transaction); the cost is
+      │            │           never more than the reservation
       │            ├─ release: delete reservation, no charge (the upstream served nothing)
       │            └─ crash:   the row expires and stops counting; nothing is charged
-      └─ refuse (403) when window spend + live reservations ≥ limit
+      └─ refuse (403) when window spend + live reservations + this worst case > limit,
+         for the key's own limit or the limit of the key that minted it
 
-Invariant: admission is serialised per key (row lock / SQLite write lock) and
-counts every live reservation, so while spend + reservations stays under the
-limit each admitted request is covered by its own reservation; only the last
-one admitted before the limit is reached can push spend past it, by at most
-its own cost. ``usage == sum(charges)`` holds because the charge row and the
-counter update share one transaction.
+Invariant: admission is serialised per budget (row locks / the SQLite write lock)
+and counts every live reservation plus the request's own worst case, and a charge
+never exceeds its reservation, so spend never exceeds a limit, under any
+concurrency, across processes. ``usage == sum(generations)`` holds because the
+record and the counter update share one transaction.
 
-A key without a limit (as authenticated for this request) is admitted without a
-reservation: nothing can refuse it, so the write would only cost time. Should a
-limit be set on it meanwhile, the requests already in flight are not counted
-against that limit until they settle.
+A key without a budget (no limit of its own, not minted by another key) is admitted
+without a reservation: nothing can refuse it, so the write would only cost time. Its
+charge is still capped by its worst case. Should a limit be set on it meanwhile, the
+requests already in flight are not counted against that limit until they settle.
 """
 
 from __future__ import annotations
 
-import uuid
+import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from modelgates import metrics
+from modelgates.admission import Ask
 from modelgates.errors import Forbidden, Unauthorized
-from modelgates.models import ApiKey, Charge
-from modelgates.pricing import Price, limit_message
+from modelgates.gateway.usage import MAX_TOKENS
+from modelgates.models import ApiKey, Generation
+from modelgates.pricing import limit_message
 from modelgates.services import Clock, system_clock
 from modelgates.services.keys import INVALID_KEY
 from modelgates.store import Store
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """An admitted request: its reservation and what it will be charged by."""
+    """An admitted request: its reservation, and the most it may be charged."""
 
     id: str
-    key_hash: str
-    model: str
-    price: Price
+    """The reservation's id: the generation id of the request."""
+    key: ApiKey
     reserved: int
+    """Nano-dollars held (0 for a key without a budget)."""
+    bound: int
+    """Nano-dollars the charge is capped at: the reservation, or the worst case."""
+    granted_tokens: int | None
+    """Output tokens granted to a request that named no bound (its ``max_tokens``)."""
+    admitted_at: datetime
 
 
 class MeteringService:
-    """Admission and settlement of metered requests against key limits."""
+    """Admission and settlement of metered requests against their budgets."""
 
     def __init__(
         self, store: Store, *, clock: Clock = system_clock, ttl_seconds: float = 900.0
@@ -59,42 +69,47 @@ class MeteringService:
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_seconds)
 
-    async def admit(self, key: ApiKey, model: str, price: Price, amount: int) -> Ticket:
-        """Reserve ``amount`` nano-dollars on ``key`` or raise 403 naming the limit."""
-        ticket = Ticket(uuid.uuid4().hex, key.hash, model, price, amount)
-        if key.limit is None:
-            return ticket  # nothing to refuse, so nothing to reserve (module docstring)
+    async def admit(self, key: ApiKey, ask: Ask, generation_id: str) -> Ticket:
+        """Reserve the worst case of ``ask`` on every budget of ``key``, or raise 403
+        naming the limit (and what the request could still afford)."""
         now = self._clock()
-        admission = await self._store.reserve(key.hash, ticket.id, amount, now, now + self._ttl)
+        if key.limit is None and key.parent_key_hash is None:
+            bound = ask.amount(MAX_TOKENS if ask.tokens is None else ask.tokens)
+            return Ticket(generation_id, key, 0, bound, None, now)  # see the module docstring
+        admission = await self._store.reserve(key.hash, generation_id, ask, now, now + self._ttl)
         if admission.key is None:
             raise Unauthorized(INVALID_KEY)
         if admission.refused is not None:
-            raise Forbidden(limit_message(admission.refused))
-        return ticket
+            refusal = admission.refused
+            metadata: dict[str, object] = {"limit": refusal.kind, "budget": refusal.scope}
+            if ask.tokens is not None:
+                metadata["requested_tokens"] = ask.tokens
+                metadata["affordable_tokens"] = refusal.affordable_tokens
+            raise Forbidden(limit_message(refusal, ask.tokens), metadata=metadata)
+        return Ticket(
+            generation_id, admission.key, admission.amount, admission.amount,
+            admission.granted_tokens, now,
+        )  # fmt: skip
 
-    async def settle(
-        self, ticket: Ticket, prompt_tokens: int, completion_tokens: int, *, estimated: bool
-    ) -> int:
-        """Charge the request's cost (returned, nano-dollars) and drop its reservation."""
-        prompt_tokens = max(0, prompt_tokens)
-        completion_tokens = max(0, completion_tokens)
-        cost = ticket.price.cost(prompt_tokens, completion_tokens)
-        await self._store.settle(
-            ticket.id,
-            Charge(
-                id=ticket.id,
-                key_hash=ticket.key_hash,
-                model=ticket.model,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                cost=cost,
-                estimated=estimated,
-                created_at=self._clock(),
-            ),
-        )
-        metrics.SPEND_CHARGED.inc(cost)
-        return cost
+    def capped(self, ticket: Ticket, cost: int) -> tuple[int, bool]:
+        """The amount to charge for ``cost``, and whether the cap cut it: a charge never
+        exceeds the request's reservation (or worst case). A cut is counted and logged."""
+        if cost <= ticket.bound:
+            return cost, False
+        metrics.USAGE_EXCEEDED_RESERVATION.inc()
+        log.warning(
+            "generation %s: upstream usage costs %d nano-dollars, more than the %d reserved;"
+            " charged the reservation",
+            ticket.id, cost, ticket.bound,
+        )  # fmt: skip
+        return ticket.bound, True
+
+    async def settle(self, ticket: Ticket, record: Generation) -> None:
+        """Charge ``record.cost`` (already capped), write the record, drop the reservation."""
+        await self._store.settle(ticket.id, record)
+        metrics.SPEND_CHARGED.inc(record.cost)
 
     async def release(self, ticket: Ticket) -> None:
         """Drop the reservation without charging."""
-        await self._store.release(ticket.id)
+        if ticket.reserved:
+            await self._store.release(ticket.id)

@@ -7,26 +7,36 @@ row does so in one transaction, so a crash leaves either all or none of it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from msgspec import UNSET, UnsetType
 
+from modelgates.admission import Ask
 from modelgates.models import (
     Admission,
     ApiKey,
     App,
     AuditEvent,
     AuthCode,
-    Charge,
+    Generation,
     UsageAudit,
     User,
     WebSession,
 )
-from modelgates.windows import Reset
+from modelgates.windows import Reset, WindowSpend
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    """An updated key, and the keys minted from it that the update revoked."""
+
+    key: ApiKey
+    revoked_minted: tuple[str, ...] = ()
 
 
 class Store(Protocol):
@@ -71,8 +81,15 @@ class Store(Protocol):
         """The user's unrevoked keys, newest first."""
         ...
 
-    async def revoke_key(self, key_hash: str, now: datetime) -> bool:
-        """Mark the key revoked; ``False`` if it does not exist or already was."""
+    async def minted_spend(self, parent_hashes: list[str], now: datetime) -> dict[str, WindowSpend]:
+        """What the keys minted from each of ``parent_hashes`` spent, in the windows
+        current at ``now`` (one query; parents without sub-keys are left out)."""
+        ...
+
+    async def revoke_key(self, key_hash: str, now: datetime) -> list[str] | None:
+        """Mark the key revoked, and in the same transaction revoke the keys minted
+        from it and expire its pending codes. ``None`` if it does not exist or already
+        was revoked; else the hashes of the minted keys revoked with it."""
         ...
 
     async def update_key(
@@ -84,9 +101,11 @@ class Store(Protocol):
         disabled: bool | UnsetType = UNSET,
         limit: int | UnsetType | None = UNSET,
         limit_reset: Reset | UnsetType | None = UNSET,
-    ) -> ApiKey | None:
+    ) -> KeyChange | None:
         """Set the given fields (and ``updated_at``) of an unrevoked key in one
-        transaction; the updated key, or ``None`` if there is no such unrevoked key."""
+        transaction; ``None`` if there is no such unrevoked key. Disabling a key
+        also revokes the keys minted from it and expires its pending codes, in the
+        same transaction, as :meth:`revoke_key` does."""
         ...
 
     # audit ------------------------------------------------------------
@@ -116,8 +135,10 @@ class Store(Protocol):
         ``event``, the audit record of the issue, in the same transaction).
 
         Returns ``False`` (and changes nothing) when the code is already used or
-        expired at ``now``: of any number of concurrent calls, across processes,
-        exactly one returns ``True``.
+        expired at ``now``, or the key that created it is no longer active (revoked,
+        disabled or expired; checked under its lock, so a concurrent revocation
+        either refuses this exchange or revokes the key it mints): of any number of
+        concurrent calls, across processes, exactly one returns ``True``.
         """
         ...
 
@@ -146,19 +167,20 @@ class Store(Protocol):
 
     # metering ---------------------------------------------------------
     async def reserve(
-        self, key_hash: str, reservation_id: str, amount: int, now: datetime, expires_at: datetime
+        self, key_hash: str, reservation_id: str, ask: Ask, now: datetime, expires_at: datetime
     ) -> Admission:
-        """In one transaction holding the key's row lock: admit (insert a reservation
-        of ``amount`` nano-dollars, live until ``expires_at``) unless window spend
-        plus the key's live reservations has reached the limit
-        (:func:`modelgates.pricing.exceeded_limit`). Expired reservations never
-        count; a backend may delete them here or leave them to the purge."""
+        """In one transaction holding the budgets' row locks (the minting key's, then
+        the key's own): decide as :func:`modelgates.admission.decide` against the key's
+        limit and its parent's, each counting what the budget's keys spent in its window
+        and their live reservations, and insert a reservation of the decided amount
+        (live until ``expires_at``) if admitted. Expired reservations never count; a
+        backend may delete them here or leave them to the purge."""
         ...
 
-    async def settle(self, reservation_id: str, charge: Charge) -> None:
-        """In one transaction: delete the reservation (if still there), record
-        ``charge`` and add its cost to the key's lifetime and window counters
-        (rolling windows over lazily) and set ``last_used_at``."""
+    async def settle(self, reservation_id: str, record: Generation) -> None:
+        """In one transaction: add ``record.cost`` to the key's lifetime and window
+        counters (rolling windows over lazily, saturating), set ``last_used_at``,
+        delete the reservation (if still there) and insert the generation record."""
         ...
 
     async def release(self, reservation_id: str) -> None:
@@ -166,7 +188,11 @@ class Store(Protocol):
         ...
 
     async def usage_audit(self, key_hash: str, now: datetime) -> UsageAudit:
-        """Sum of the key's charges and of its live reservations at ``now``."""
+        """Sum of the key's generation records and of its live reservations at ``now``."""
+        ...
+
+    async def get_generation(self, generation_id: str) -> Generation | None:
+        """The generation record with this id, if it exists (and is not purged)."""
         ...
 
     # purge: each call deletes at most ``limit`` rows and returns how many ----
@@ -183,6 +209,10 @@ class Store(Protocol):
 
     async def purge_reservations(self, now: datetime, limit: int) -> int:
         """Delete metering reservations that expired at or before ``now``."""
+        ...
+
+    async def purge_generations(self, before: datetime, limit: int) -> int:
+        """Delete generation records created before ``before`` (the keys' counters stay)."""
         ...
 
 

@@ -18,6 +18,7 @@ import asyncpg
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from modelgates.admission import Ask, LimitKind, Scope
 from modelgates.errors import ChallengeInUse, DuplicateEmail
 from modelgates.models import (
     Admission,
@@ -25,15 +26,15 @@ from modelgates.models import (
     App,
     AuditEvent,
     AuthCode,
-    Charge,
+    Generation,
+    Refusal,
     UsageAudit,
     User,
     WebSession,
 )
-from modelgates.pricing import LimitKind
 from modelgates.store import rows
-from modelgates.store.base import key_changes, migration_files, utc
-from modelgates.windows import Reset, window_starts
+from modelgates.store.base import KeyChange, iso, key_changes, migration_files, utc
+from modelgates.windows import Reset, WindowSpend, window_starts
 
 MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
 
@@ -156,14 +157,24 @@ class PostgresStore:
             )  # fmt: skip
         return [rows.key_from_row(r, _ts) for r in found]
 
-    async def revoke_key(self, key_hash: str, now: datetime) -> bool:
+    async def minted_spend(self, parent_hashes: list[str], now: datetime) -> dict[str, WindowSpend]:
+        if not parent_hashes:
+            return {}
+        sql = rows.minted_spend_query(len(parent_hashes), "numeric")
         async with self._pool.acquire() as conn:
+            found = await conn.fetch(sql, *window_starts(now), *parent_hashes)
+        return rows.minted_spend_from(list(found))
+
+    async def revoke_key(self, key_hash: str, now: datetime) -> list[str] | None:
+        async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
                 "UPDATE api_keys SET revoked_at = $1, updated_at = $1"
                 " WHERE hash = $2 AND revoked_at IS NULL",
                 now, key_hash,
             )  # fmt: skip
-        return bool(status == "UPDATE 1")
+            if status != "UPDATE 1":
+                return None
+            return await _cut_off_minted(conn, key_hash, now)
 
     async def update_key(
         self,
@@ -174,15 +185,19 @@ class PostgresStore:
         disabled: bool | UnsetType = UNSET,
         limit: int | UnsetType | None = UNSET,
         limit_reset: Reset | UnsetType | None = UNSET,
-    ) -> ApiKey | None:
+    ) -> KeyChange | None:
         changes = key_changes(name=name, disabled=disabled, limit=limit, limit_reset=limit_reset)
         assignments = "".join(f", {column} = ${i}" for i, (column, _) in enumerate(changes, 3))
-        row = await self._one(
-            f"UPDATE api_keys SET updated_at = $2{assignments}"
-            f" WHERE hash = $1 AND revoked_at IS NULL RETURNING {rows.KEY_COLUMNS}",
-            key_hash, now, *(value for _, value in changes),
-        )  # fmt: skip
-        return None if row is None else rows.key_from_row(row, _ts)
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"UPDATE api_keys SET updated_at = $2{assignments}"
+                f" WHERE hash = $1 AND revoked_at IS NULL RETURNING {rows.KEY_COLUMNS}",
+                key_hash, now, *(value for _, value in changes),
+            )  # fmt: skip
+            if row is None:
+                return None
+            minted = await _cut_off_minted(conn, key_hash, now) if disabled is True else []
+        return KeyChange(rows.key_from_row(row, _ts), tuple(minted))
 
     # audit ------------------------------------------------------------
     async def record_event(self, event: AuditEvent) -> None:
@@ -234,11 +249,14 @@ class PostgresStore:
         self, code_hash: str, now: datetime, key: ApiKey, event: AuditEvent | None = None
     ) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                "UPDATE auth_codes SET used_at = $1, minted_key_hash = $2"
-                " WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1",
-                now, key.hash, code_hash,
-            )  # fmt: skip
+            if key.parent_key_hash is not None:
+                # Lock the creating key first: a concurrent revocation (which updates
+                # its row) then either commits before (and the check below refuses)
+                # or waits for this mint and revokes the key minted here.
+                await conn.execute(
+                    "SELECT 1 FROM api_keys WHERE hash = $1 FOR SHARE", key.parent_key_hash
+                )
+            status = await conn.execute(_CONSUME_CODE, now, key.hash, code_hash)
             if status != "UPDATE 1":
                 return False
             await _insert_key(conn, key)
@@ -296,42 +314,61 @@ class PostgresStore:
 
     # metering ---------------------------------------------------------
     async def reserve(
-        self, key_hash: str, reservation_id: str, amount: int, now: datetime, expires_at: datetime
+        self, key_hash: str, reservation_id: str, ask: Ask, now: datetime, expires_at: datetime
     ) -> Admission:
-        # One statement, one round trip: modelgates_reserve (migration 0005) takes the
-        # key's row lock, which serialises admissions and settlements of the key across
-        # processes, decides while holding it, and the statement's commit releases it.
+        # One statement, one round trip: modelgates_reserve (migration 0006) takes the
+        # budgets' row locks, which serialise admissions and settlements of the keys
+        # across processes, decides while holding them, and the commit releases them.
         row = await self._one(
-            f"SELECT {_RESERVED_KEY_COLUMNS}, r.reserved, r.refused"
-            " FROM modelgates_reserve($1, $2, $3, $4, $5, $6, $7, $8) AS r",
-            key_hash, reservation_id, amount, now, expires_at, *window_starts(now),
+            f"SELECT {_RESERVED_KEY_COLUMNS}, r.amount, r.granted, r.refused_scope, r.refused,"
+            " r.affordable FROM modelgates_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " AS r",
+            key_hash, reservation_id, ask.fixed, ask.per_million, ask.tokens, ask.cap, now,
+            expires_at, *window_starts(now),
         )  # fmt: skip
         if row is None:
-            return Admission(key=None, reserved=0)
-        refused = cast("LimitKind | None", row["refused"])
+            return Admission(key=None)
+        refusal = None
+        if row["refused"] is not None:
+            refusal = Refusal(
+                cast("Scope", row["refused_scope"]),
+                cast("LimitKind", row["refused"]),
+                int(row["affordable"]),
+            )
+        granted = row["granted"]
         return Admission(
-            key=rows.key_from_row(row, _ts), reserved=int(row["reserved"]), refused=refused
+            key=rows.key_from_row(row, _ts),
+            amount=int(row["amount"]),
+            granted_tokens=None if granted is None else int(granted),
+            refused=refusal,
         )
 
-    async def settle(self, reservation_id: str, charge: Charge) -> None:
+    async def settle(self, reservation_id: str, record: Generation) -> None:
         # One round trip too; modelgates_settle updates the key row before it deletes the
-        # reservation and inserts the charge (see the lock order in migration 0005).
+        # reservation and inserts the record (see the lock order in migration 0006).
+        values = rows.generation_values(record, iso)
+        columns = dict(zip(rows.GENERATION_COLUMNS, values, strict=True))
         async with self._pool.acquire() as conn:
             await conn.execute(
-                "SELECT modelgates_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                reservation_id, charge.id, charge.key_hash, charge.model, charge.prompt_tokens,
-                charge.completion_tokens, charge.cost, charge.estimated, charge.created_at,
-                *window_starts(charge.created_at),
+                "SELECT modelgates_settle($1, $2::jsonb, $3, $4, $5)",
+                reservation_id, msgspec.json.encode(columns).decode(),
+                *window_starts(record.created_at),
             )  # fmt: skip
 
     async def release(self, reservation_id: str) -> None:
         async with self._pool.acquire() as conn:
             await conn.execute("DELETE FROM reservations WHERE id = $1", reservation_id)
 
+    async def get_generation(self, generation_id: str) -> Generation | None:
+        row = await self._one(
+            f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE id = $1", generation_id
+        )
+        return None if row is None else rows.generation_from_row(row, _ts)
+
     async def usage_audit(self, key_hash: str, now: datetime) -> UsageAudit:
         async with self._pool.acquire() as conn:
             charged = await conn.fetchrow(
-                "SELECT coalesce(sum(cost_nanos), 0) AS s, count(*) AS n FROM charges"
+                "SELECT coalesce(sum(cost_nanos), 0) AS s, count(*) AS n FROM generations"
                 " WHERE key_hash = $1",
                 key_hash,
             )
@@ -375,6 +412,38 @@ class PostgresStore:
             " WHERE expires_at <= $1 LIMIT $2)",
             now, limit,
         )  # fmt: skip
+
+    async def purge_generations(self, before: datetime, limit: int) -> int:
+        return await self._purge(
+            "DELETE FROM generations WHERE id IN (SELECT id FROM generations"
+            " WHERE created_at < $1 LIMIT $2)",
+            before, limit,
+        )  # fmt: skip
+
+
+_CONSUME_CODE = (
+    "UPDATE auth_codes SET used_at = $1, minted_key_hash = $2"
+    " WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1"
+    " AND (creator_key_hash IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE"
+    f" hash = creator_key_hash AND {rows.KEY_IS_ACTIVE.replace('$now', '$1')}))"
+)
+_GENERATION_COLUMNS = ", ".join(rows.GENERATION_COLUMNS)
+
+
+async def _cut_off_minted(conn: Any, key_hash: str, now: datetime) -> list[str]:
+    """Revoke the keys minted from ``key_hash`` and expire its pending codes (in the
+    caller's transaction); return the hashes revoked."""
+    minted = await conn.fetch(
+        "UPDATE api_keys SET revoked_at = $1, updated_at = $1"
+        " WHERE parent_key_hash = $2 AND revoked_at IS NULL RETURNING hash",
+        now, key_hash,
+    )  # fmt: skip
+    await conn.execute(
+        "UPDATE auth_codes SET expires_at = $1 WHERE creator_key_hash = $2"
+        " AND used_at IS NULL AND expires_at > $1",
+        now, key_hash,
+    )  # fmt: skip
+    return [row["hash"] for row in minted]
 
 
 async def _insert_event(conn: Any, event: AuditEvent) -> None:

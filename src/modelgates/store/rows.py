@@ -7,14 +7,16 @@ in how timestamps and booleans come back, which the ``ts`` converter absorbs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, Protocol, cast
 
 import msgspec
 
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, User, WebSession
+from modelgates.models import ApiKey, App, AuditEvent, AuthCode, Generation, User, WebSession
+from modelgates.money import MAX_COUNTER_NANOS
 from modelgates.pkce import Method
-from modelgates.windows import Reset, UsageCounters
+from modelgates.windows import Reset, UsageCounters, WindowSpend
 
 
 class Row(Protocol):
@@ -32,13 +34,16 @@ KEY_COLUMNS = (
     "hash, user_id, app_id, name, label, limit_nanos, limit_reset, expires_at, disabled,"
     " revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,"
     " usage_nanos, usage_day_nanos, usage_day_start, usage_week_nanos, usage_week_start,"
-    " usage_month_nanos, usage_month_start"
+    " usage_month_nanos, usage_month_start, parent_key_hash"
 )
 CODE_COLUMNS = (
     "code_hash, user_id, app_id, callback_url, code_challenge, code_challenge_method,"
     " key_label, limit_nanos, usage_limit_type, key_expires_at, created_at, expires_at,"
-    " used_at, minted_key_hash"
+    " used_at, minted_key_hash, creator_key_hash"
 )
+KEY_IS_ACTIVE = "revoked_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $now)"
+"""Condition on an ``api_keys`` row: the key can be used at ``$now`` (a placeholder
+each backend substitutes)."""
 KEY_COLUMN_COUNT = KEY_COLUMNS.count(",") + 1
 CODE_COLUMN_COUNT = CODE_COLUMNS.count(",") + 1
 
@@ -71,7 +76,7 @@ def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
     (
         key_hash, user_id, app_id, name, label, limit, limit_reset, expires_at, disabled,
         revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,
-        usage, day, day_start, week, week_start, month, month_start,
+        usage, day, day_start, week, week_start, month, month_start, parent_key_hash,
     ) = tuple(row)[:KEY_COLUMN_COUNT]  # fmt: skip
     return ApiKey(
         hash=key_hash,
@@ -98,6 +103,7 @@ def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
             month=month,
             month_start=_opt(month_start, ts),
         ),
+        parent_key_hash=parent_key_hash,
     )
 
 
@@ -107,7 +113,7 @@ def code_from_row(row: Row, ts: TimestampIn) -> AuthCode:
     (
         code_hash, user_id, app_id, callback_url, code_challenge, code_challenge_method,
         key_label, limit, usage_limit_type, key_expires_at, created_at, expires_at, used_at,
-        minted_key_hash,
+        minted_key_hash, creator_key_hash,
     ) = tuple(row)[:CODE_COLUMN_COUNT]  # fmt: skip
     return AuthCode(
         code_hash=code_hash,
@@ -124,6 +130,7 @@ def code_from_row(row: Row, ts: TimestampIn) -> AuthCode:
         expires_at=ts(expires_at),
         used_at=_opt(used_at, ts),
         minted_key_hash=minted_key_hash,
+        creator_key_hash=creator_key_hash,
     )
 
 
@@ -165,6 +172,7 @@ def key_insert_values(key: ApiKey, ts: Callable[[datetime], Any]) -> tuple[Any, 
         opt(key.expires_at), key.disabled, opt(key.revoked_at), key.is_management,
         key.issued_by_code, ts(key.created_at), opt(key.updated_at), opt(key.last_used_at),
         u.total, u.day, opt(u.day_start), u.week, opt(u.week_start), u.month, opt(u.month_start),
+        key.parent_key_hash,
     )  # fmt: skip
 
 
@@ -178,7 +186,7 @@ def code_insert_values(code: AuthCode, ts: Callable[[datetime], Any]) -> tuple[A
         code.code_hash, code.user_id, code.app_id, code.callback_url, code.code_challenge,
         code.code_challenge_method, code.key_label, code.limit, code.usage_limit_type,
         opt(code.key_expires_at), ts(code.created_at), ts(code.expires_at), opt(code.used_at),
-        code.minted_key_hash,
+        code.minted_key_hash, code.creator_key_hash,
     )  # fmt: skip
 
 
@@ -189,17 +197,75 @@ def window_increments(cost: str, day: str, week: str, month: str) -> str:
     it, a charge in a later window starts it afresh, and a charge that belongs
     to an already-closed window (a settlement that raced a rollover in another
     process) counts only towards the lifetime total, never resetting a newer
-    window. The arguments are SQL placeholders (``:c`` or ``$1``).
+    window. Sums saturate at ``MAX_COUNTER_NANOS`` (they stay integers). The
+    arguments are SQL placeholders (``:c`` or ``$1``).
     """
-    parts = [f"usage_nanos = usage_nanos + {cost}"]
+    top = MAX_COUNTER_NANOS
+    parts = [f"usage_nanos = min(usage_nanos + {cost}, {top})"]
     for window, start in (("day", day), ("week", week), ("month", month)):
         counter, stored = f"usage_{window}_nanos", f"usage_{window}_start"
         parts.append(
-            f"{counter} = CASE WHEN {stored} = {start} THEN {counter} + {cost}"
+            f"{counter} = CASE WHEN {stored} = {start} THEN min({counter} + {cost}, {top})"
             f" WHEN {stored} > {start} THEN {counter} ELSE {cost} END"
         )
         parts.append(f"{stored} = CASE WHEN {stored} > {start} THEN {stored} ELSE {start} END")
     return ", ".join(parts)
+
+
+def minted_spend_query(count: int, style: str) -> str:
+    """``SELECT`` of the window spend of the keys minted from ``count`` parents, grouped
+    by parent; the window starts are the first three parameters (day, week, month)."""
+    marks = ["?"] * (count + 3) if style == "qmark" else [f"${i}" for i in range(1, count + 4)]
+    day, week, month, parents = marks[0], marks[1], marks[2], ", ".join(marks[3:])
+    return (
+        "SELECT parent_key_hash, sum(usage_nanos),"
+        f" sum(CASE WHEN usage_day_start = {day} THEN usage_day_nanos ELSE 0 END),"
+        f" sum(CASE WHEN usage_week_start = {week} THEN usage_week_nanos ELSE 0 END),"
+        f" sum(CASE WHEN usage_month_start = {month} THEN usage_month_nanos ELSE 0 END)"
+        f" FROM api_keys WHERE parent_key_hash IN ({parents}) GROUP BY parent_key_hash"
+    )
+
+
+def minted_spend_from(found: list[Any]) -> dict[str, WindowSpend]:
+    return {
+        row[0]: WindowSpend(int(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in found
+    }
+
+
+def spend_in_window(reset: Reset | None) -> str:
+    """SQL expression: a key row's spend in the window of kind ``reset`` (``None``:
+    lifetime), reading the window starts from ``:day``, ``:week`` and ``:month``
+    (as :meth:`modelgates.windows.UsageCounters.in_window`)."""
+    if reset is None:
+        return "usage_nanos"
+    window = {"daily": "day", "weekly": "week", "monthly": "month"}[reset]
+    return f"CASE WHEN usage_{window}_start = :{window} THEN usage_{window}_nanos ELSE 0 END"
+
+
+GENERATION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Generation))
+"""``Generation`` attributes in order; their columns are the same names, money with
+a ``_nanos`` suffix (:data:`GENERATION_COLUMNS`)."""
+_MONEY = {"cost", "reserved", "prompt_cost", "completion_cost", "request_cost"}
+GENERATION_COLUMNS: tuple[str, ...] = tuple(
+    f"{name}_nanos" if name in _MONEY else name for name in GENERATION_FIELDS
+)
+
+
+def generation_values(record: Generation, ts: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """Values for ``INSERT INTO generations (GENERATION_COLUMNS)`` in column order."""
+    return tuple(
+        ts(value) if isinstance(value, datetime) else value
+        for value in (getattr(record, name) for name in GENERATION_FIELDS)
+    )
+
+
+def generation_from_row(row: Row, ts: TimestampIn) -> Generation:
+    """A record from a row of ``SELECT GENERATION_COLUMNS`` (booleans as stored)."""
+    values = dict(zip(GENERATION_FIELDS, tuple(row)[: len(GENERATION_FIELDS)], strict=True))
+    for name in ("estimated", "usage_exceeded_reservation", "streamed", "cancelled"):
+        values[name] = bool(values[name])
+    values["created_at"] = ts(values["created_at"])
+    return Generation(**values)
 
 
 def placeholders(count: int, style: str) -> str:

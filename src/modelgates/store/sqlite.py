@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from modelgates.admission import Ask, Budget, Scope, decide
 from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
 from modelgates.models import (
     Admission,
@@ -59,15 +60,14 @@ from modelgates.models import (
     App,
     AuditEvent,
     AuthCode,
-    Charge,
+    Generation,
     UsageAudit,
     User,
     WebSession,
 )
-from modelgates.pricing import exceeded_limit
 from modelgates.store import rows
-from modelgates.store.base import from_iso, iso, key_changes, migration_files
-from modelgates.windows import Reset, window_starts
+from modelgates.store.base import KeyChange, from_iso, iso, key_changes, migration_files
+from modelgates.windows import Reset, WindowSpend, window_starts
 
 T = TypeVar("T")
 
@@ -434,14 +434,25 @@ class SqliteStore:
         ).fetchall()
         return [rows.key_from_row(r, from_iso) for r in found]
 
-    async def revoke_key(self, key_hash: str, now: datetime) -> bool:
-        def revoke(conn: sqlite3.Connection) -> bool:
+    async def minted_spend(self, parent_hashes: list[str], now: datetime) -> dict[str, WindowSpend]:
+        if not parent_hashes:
+            return {}
+        sql = rows.minted_spend_query(len(parent_hashes), "qmark")
+        starts = tuple(iso(start) for start in window_starts(now))
+        return rows.minted_spend_from(
+            self._reader.execute(sql, (*starts, *parent_hashes)).fetchall()
+        )
+
+    async def revoke_key(self, key_hash: str, now: datetime) -> list[str] | None:
+        def revoke(conn: sqlite3.Connection) -> list[str] | None:
             cur = conn.execute(
                 "UPDATE api_keys SET revoked_at = ?, updated_at = ?"
                 " WHERE hash = ? AND revoked_at IS NULL",
                 (iso(now), iso(now), key_hash),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return None
+            return _cut_off_minted(conn, key_hash, now)
 
         return await self._write(revoke)
 
@@ -454,12 +465,12 @@ class SqliteStore:
         disabled: bool | UnsetType = UNSET,
         limit: int | UnsetType | None = UNSET,
         limit_reset: Reset | UnsetType | None = UNSET,
-    ) -> ApiKey | None:
+    ) -> KeyChange | None:
         changes = key_changes(name=name, disabled=disabled, limit=limit, limit_reset=limit_reset)
         assignments = "".join(f", {column} = ?" for column, _ in changes)
         values = tuple(value for _, value in changes)
 
-        def update(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def update(conn: sqlite3.Connection) -> tuple[sqlite3.Row, list[str]] | None:
             cur = conn.execute(
                 f"UPDATE api_keys SET updated_at = ?{assignments}"
                 " WHERE hash = ? AND revoked_at IS NULL",
@@ -470,10 +481,13 @@ class SqliteStore:
             row: sqlite3.Row = conn.execute(
                 f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,)
             ).fetchone()
-            return row
+            minted = _cut_off_minted(conn, key_hash, now) if disabled is True else []
+            return row, minted
 
-        row = await self._write(update)
-        return None if row is None else rows.key_from_row(row, from_iso)
+        result = await self._write(update)
+        if result is None:
+            return None
+        return KeyChange(rows.key_from_row(result[0], from_iso), tuple(result[1]))
 
     # audit ------------------------------------------------------------
     async def record_event(self, event: AuditEvent) -> None:
@@ -516,11 +530,9 @@ class SqliteStore:
         self, code_hash: str, now: datetime, key: ApiKey, event: AuditEvent | None = None
     ) -> bool:
         def consume(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE auth_codes SET used_at = ?, minted_key_hash = ?"
-                " WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?",
-                (iso(now), key.hash, code_hash, iso(now)),
-            )
+            # The write lock is held: a revocation of the creating key is either
+            # committed (and the code refused here) or waits for this mint.
+            cur = conn.execute(_CONSUME_CODE, (iso(now), key.hash, code_hash, iso(now), iso(now)))
             if cur.rowcount != 1:
                 return False
             _insert_key(conn, key)
@@ -587,53 +599,63 @@ class SqliteStore:
 
     # metering ---------------------------------------------------------
     async def reserve(
-        self, key_hash: str, reservation_id: str, amount: int, now: datetime, expires_at: datetime
+        self, key_hash: str, reservation_id: str, ask: Ask, now: datetime, expires_at: datetime
     ) -> Admission:
+        starts = dict(zip(("day", "week", "month"), map(iso, window_starts(now)), strict=True))
+
+        def remaining(conn: sqlite3.Connection, key: ApiKey) -> int:
+            assert key.limit is not None
+            # Only live reservations count; expired ones (a crashed process's) are
+            # left to the background purge rather than deleted on every admission.
+            minted, held = conn.execute(
+                f"SELECT (SELECT coalesce(sum({rows.spend_in_window(key.limit_reset)}), 0)"
+                " FROM api_keys WHERE parent_key_hash = :hash),"
+                " (SELECT coalesce(sum(amount_nanos), 0) FROM reservations"
+                " WHERE (key_hash = :hash OR parent_key_hash = :hash) AND expires_at > :now)",
+                {**starts, "hash": key.hash, "now": iso(now)},
+            ).fetchone()
+            spent = key.usage.in_window(now, key.limit_reset)
+            return int(key.limit - spent - minted - held)
+
         def admit(conn: sqlite3.Connection) -> Admission:
             # BEGIN IMMEDIATE holds the database's write lock: nobody else admits
             # or settles until this transaction ends, across processes too.
-            row = conn.execute(
-                f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,)
-            ).fetchone()
-            if row is None:
-                return Admission(key=None, reserved=0)
-            key = rows.key_from_row(row, from_iso)
-            # Only live reservations count; expired ones (a crashed process's) are
-            # left to the background purge rather than deleted on every admission.
-            reserved = int(
-                conn.execute(
-                    "SELECT coalesce(sum(amount_nanos), 0) FROM reservations"
-                    " WHERE key_hash = ? AND expires_at > ?",
-                    (key_hash, iso(now)),
-                ).fetchone()[0]
+            key = _key(conn, key_hash)
+            if key is None:
+                return Admission(key=None)
+            parent = None if key.parent_key_hash is None else _key(conn, key.parent_key_hash)
+            holders: tuple[tuple[Scope, ApiKey | None], ...] = (
+                ("key_limit", key),
+                ("parent_key", parent),
             )
-            refused = exceeded_limit(key, reserved, now)
-            if refused is None:
+            budgets = [
+                Budget(scope, holder.limit_reset or "total", remaining(conn, holder))
+                for scope, holder in holders
+                if holder is not None and holder.limit is not None
+            ]
+            decision = decide(budgets, ask)
+            if decision.refusal is None:
                 conn.execute(
-                    "INSERT INTO reservations (id, key_hash, amount_nanos, created_at, expires_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (reservation_id, key_hash, amount, iso(now), iso(expires_at)),
-                )
-            return Admission(key=key, reserved=reserved, refused=refused)
+                    "INSERT INTO reservations (id, key_hash, parent_key_hash, amount_nanos,"
+                    " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (reservation_id, key_hash, key.parent_key_hash, decision.amount, iso(now),
+                     iso(expires_at)),
+                )  # fmt: skip
+            return Admission(key, decision.amount, decision.granted_tokens, decision.refusal)
 
         return await self._write(admit)
 
-    async def settle(self, reservation_id: str, charge: Charge) -> None:
-        day, week, month = window_starts(charge.created_at)
+    async def settle(self, reservation_id: str, record: Generation) -> None:
+        day, week, month = window_starts(record.created_at)
+        values = rows.generation_values(record, iso)
 
         def apply(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
-            conn.execute(
-                "INSERT INTO charges (id, key_hash, model, prompt_tokens, completion_tokens,"
-                " cost_nanos, estimated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (charge.id, charge.key_hash, charge.model, charge.prompt_tokens,
-                 charge.completion_tokens, charge.cost, int(charge.estimated),
-                 iso(charge.created_at)),
-            )  # fmt: skip
+            conn.execute(_INSERT_GENERATION, values)
             conn.execute(
                 _ADD_CHARGE_TO_KEY,
-                {"c": charge.cost, "day": iso(day), "week": iso(week), "month": iso(month),
-                 "now": iso(charge.created_at), "hash": charge.key_hash},
+                {"c": record.cost, "day": iso(day), "week": iso(week), "month": iso(month),
+                 "now": iso(record.created_at), "hash": record.key_hash},
             )  # fmt: skip
 
         await self._write(apply)
@@ -643,9 +665,15 @@ class SqliteStore:
             lambda conn: conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
         )
 
+    async def get_generation(self, generation_id: str) -> Generation | None:
+        row = self._one(
+            f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE id = ?", (generation_id,)
+        )
+        return None if row is None else rows.generation_from_row(row, from_iso)
+
     async def usage_audit(self, key_hash: str, now: datetime) -> UsageAudit:
         charged = self._reader.execute(
-            "SELECT coalesce(sum(cost_nanos), 0), count(*) FROM charges WHERE key_hash = ?",
+            "SELECT coalesce(sum(cost_nanos), 0), count(*) FROM generations WHERE key_hash = ?",
             (key_hash,),
         ).fetchone()
         reserved = self._reader.execute(
@@ -690,6 +718,17 @@ class SqliteStore:
 
         return await self._write(delete)
 
+    async def purge_generations(self, before: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM generations WHERE id IN (SELECT id FROM generations"
+                " WHERE created_at < ? LIMIT ?)",
+                (iso(before), limit),
+            )
+            return int(cur.rowcount)
+
+        return await self._write(delete)
+
 
 _INSERT_KEY = (
     f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"
@@ -705,10 +744,50 @@ _INSERT_CODE_UNLESS_CHALLENGE_LIVE = (
     " WHERE NOT EXISTS (SELECT 1 FROM auth_codes WHERE user_id = ?"
     " AND code_challenge = ? AND used_at IS NULL AND expires_at > ?)"
 )
+_CONSUME_CODE = (
+    "UPDATE auth_codes SET used_at = ?, minted_key_hash = ?"
+    " WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?"
+    " AND (creator_key_hash IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE"
+    f" hash = creator_key_hash AND {rows.KEY_IS_ACTIVE.replace('$now', '?')}))"
+)
+_GENERATION_COLUMNS = ", ".join(rows.GENERATION_COLUMNS)
+_INSERT_GENERATION = (
+    f"INSERT INTO generations ({_GENERATION_COLUMNS})"
+    f" VALUES ({rows.placeholders(len(rows.GENERATION_COLUMNS), 'qmark')})"
+)
 _ADD_CHARGE_TO_KEY = (
     f"UPDATE api_keys SET {rows.window_increments(':c', ':day', ':week', ':month')},"
     " last_used_at = :now WHERE hash = :hash"
 )
+
+
+def _key(conn: sqlite3.Connection, key_hash: str) -> ApiKey | None:
+    row = conn.execute(f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,))
+    found = row.fetchone()
+    return None if found is None else rows.key_from_row(found, from_iso)
+
+
+def _cut_off_minted(conn: sqlite3.Connection, key_hash: str, now: datetime) -> list[str]:
+    """Revoke the keys minted from ``key_hash`` and expire its pending codes (in the
+    caller's transaction); return the hashes revoked."""
+    minted = [
+        row[0]
+        for row in conn.execute(
+            "SELECT hash FROM api_keys WHERE parent_key_hash = ? AND revoked_at IS NULL",
+            (key_hash,),
+        )
+    ]
+    conn.execute(
+        "UPDATE api_keys SET revoked_at = ?, updated_at = ?"
+        " WHERE parent_key_hash = ? AND revoked_at IS NULL",
+        (iso(now), iso(now), key_hash),
+    )
+    conn.execute(
+        "UPDATE auth_codes SET expires_at = ? WHERE creator_key_hash = ?"
+        " AND used_at IS NULL AND expires_at > ?",
+        (iso(now), key_hash, iso(now)),
+    )
+    return minted
 
 
 def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:

@@ -1,0 +1,421 @@
+"""The one metered-request path: admit → call the upstream → settle → record.
+
+Every route that reaches a model (chat completions, completions, embeddings,
+Anthropic messages, OpenAI responses) hands this module a :class:`Call`, already
+parsed and, where the protocols differ, translated into the upstream's API, plus
+a :class:`Renderer` that writes the answer in the client's protocol. What happens
+to it is the same for all of them:
+
+1. **Admit.** The worst case (prompt estimate at the dearest input price, the
+   output bound × outputs at the dearest output price, the per-request price) is
+   reserved against every budget of the key (:class:`~modelgates.services.
+   metering.MeteringService`), or the request is refused with 403 and nothing is
+   charged. A request that names no output bound is granted what its budget
+   affords, capped by the model's maximum and the per-request ceiling, and the
+   upstream is told so.
+2. **Call.** The body goes to the provider (:mod:`modelgates.gateway.upstream`);
+   an upstream that fails before answering releases the reservation (free).
+3. **Settle.** On the answer's last usage report, if it is sound (a
+   :class:`~modelgates.gateway.wire.Meter` reads it; counts above the request's
+   own bound are unsound), else on the documented estimate
+   (:mod:`modelgates.gateway.estimate`); priced by the model
+   (:mod:`modelgates.pricing`); capped by the reservation. A stream settles when
+   it ends, whether the upstream finished, broke, or the client left.
+4. **Record.** The charge and its generation record are one transaction, dated
+   when the request was admitted (so a request that spans midnight counts in the
+   day it was admitted against); the record is readable (``GET /api/v1/generation``)
+   before the client has read the answer's last byte.
+
+Money must be booked even when the request is being cancelled, so settlement and
+release run shielded from cancellation.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncGenerator, Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import aiohttp
+import anyio
+import msgspec
+
+from modelgates.catalog import GatewayConfig, ModelRoute
+from modelgates.errors import BadGateway
+from modelgates.gateway import sse, upstream
+from modelgates.gateway.usage import MAX_TOKENS, Usage
+from modelgates.gateway.wire import Meter, UpstreamApi
+from modelgates.models import ApiKey, Generation
+from modelgates.pricing import Cost, estimate_tokens
+from modelgates.services.metering import MeteringService, Ticket
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_TEXT_FIELD = 500
+"""Longest client-supplied text (user agent, referer, ``user``…) kept in a record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent the request, and what it said about itself (kept in the record)."""
+
+    key: ApiKey
+    origin: str | None = None
+    referer: str | None = None
+    user_agent: str | None = None
+    external_user: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What a request may consume: the inputs of its worst case."""
+
+    prompt_tokens: int
+    """The prompt estimate (:func:`modelgates.gateway.estimate.prompt_tokens`)."""
+    outputs: int = 1
+    """Outputs the upstream generates: ``n`` (or ``best_of``) × prompts of a batch."""
+    max_tokens: int | None = None
+    """The client's output bound per output, or ``None`` when it named none."""
+    has_output: bool = True
+    """False for embeddings: nothing is generated, nothing is granted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One metered request, ready for the upstream's API."""
+
+    api_type: str
+    """The client's protocol: ``chat``, ``completions``, ``embeddings``, ``messages``,
+    ``responses`` (the record's ``api_type``)."""
+    route: ModelRoute
+    upstream_api: UpstreamApi
+    body: dict[str, Any]
+    """The body in the upstream's API (``model`` and the output bound are set here)."""
+    demand: Demand
+    stream: bool
+    caller: Caller
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """What every part of an answer names, known once the request is admitted."""
+
+    generation_id: str
+    model: str
+    """The ModelGates model id that serves (never the upstream's own name)."""
+    provider: str
+    created: int
+    """Unix seconds of the request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A settled request, as its answer reports it."""
+
+    head: Head
+    usage: Usage
+    """What was charged for: the upstream's report, or the estimate."""
+    cost: Cost
+    """``cost.total`` is the amount charged (capped by the reservation)."""
+    estimated: bool
+
+
+class StreamRenderer(Protocol):
+    """Writes one stream's events in the client's protocol."""
+
+    def start(self) -> list[bytes]:
+        """Events to send before the upstream's first (may be none)."""
+        ...
+
+    def event(self, event: sse.Event, payload: Any) -> list[bytes]:
+        """The client's events for one upstream event (``payload``: its JSON data)."""
+        ...
+
+    def finish(self, outcome: Outcome) -> list[bytes]:
+        """The closing events once the stream is settled, carrying the usage and cost."""
+        ...
+
+    def fail(self, outcome: Outcome, message: str) -> list[bytes]:
+        """The closing events of a stream the upstream broke (settled all the same)."""
+        ...
+
+
+class Renderer(Protocol):
+    """Writes an answer in the client's protocol."""
+
+    def body(self, payload: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+        """The client's body for a whole upstream answer."""
+        ...
+
+    def stream(self, head: Head) -> StreamRenderer:
+        """The renderer of a streamed answer."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class JsonAnswer:
+    body: dict[str, Any]
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAnswer:
+    events: AsyncGenerator[bytes, None]
+    """Always closed by its consumer (aclose), which settles a stream cut short."""
+
+
+Answer = JsonAnswer | StreamAnswer
+
+
+def new_generation_id() -> str:
+    """``gen-<unix seconds>-<random>``, the shape OpenRouter's ids have."""
+    return f"gen-{int(time.time())}-{secrets.token_urlsafe(15)}"
+
+
+async def _shielded(work: Awaitable[T]) -> T:
+    """Finish ``work`` even if the request is being cancelled (money must be booked)."""
+    with anyio.CancelScope(shield=True):
+        result = await work
+    return result
+
+
+class MeteredGateway:
+    """Runs metered requests (the module docstring is the whole story)."""
+
+    def __init__(self, metering: MeteringService, config: GatewayConfig) -> None:
+        self._metering = metering
+        self._config = config
+
+    async def run(self, call: Call, renderer: Renderer, http: aiohttp.ClientSession) -> Answer:
+        """Admit, forward and (for a whole answer) settle ``call``; a stream settles as
+        its events are consumed."""
+        ticket = await self._admit(call)
+        granted = ticket.granted_tokens
+        body = call.upstream_api.request(
+            call.body, model=call.route.upstream_model, max_tokens=granted, stream=call.stream
+        )
+        try:
+            response = await upstream.send(
+                http, call.route, call.upstream_api, body, stream=call.stream
+            )
+        except BaseException:
+            await _shielded(self._metering.release(ticket))
+            raise
+        first_byte = time.monotonic()
+        is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
+        if call.stream and is_sse:
+            run = _StreamRun(
+                self, call, ticket, response, renderer.stream(self._head(call, ticket))
+            )
+            return StreamAnswer(run.events())
+        return await self._complete(call, ticket, response, renderer, first_byte)
+
+    # 1. admit ---------------------------------------------------------------
+    async def _admit(self, call: Call) -> Ticket:
+        demand = call.demand
+        price = call.route.price
+        tokens = demand.max_tokens if demand.has_output else 0
+        probe = price.ask(demand.prompt_tokens, demand.outputs, tokens, 0)
+        ceiling = max(1, probe.affordable(self._config.max_request_cost))
+        cap = min(call.route.max_completion_tokens or MAX_TOKENS, ceiling)
+        ask = price.ask(demand.prompt_tokens, demand.outputs, tokens, cap)
+        return await self._metering.admit(call.caller.key, ask, new_generation_id())
+
+    # 2. a whole answer ------------------------------------------------------
+    async def _complete(
+        self,
+        call: Call,
+        ticket: Ticket,
+        response: aiohttp.ClientResponse,
+        renderer: Renderer,
+        first_byte: float,
+    ) -> JsonAnswer:
+        meter = call.upstream_api.meter()
+        try:
+            raw = await response.read()
+            payload = msgspec.json.decode(raw)
+            if not isinstance(payload, dict):
+                raise ValueError("upstream answer is not a JSON object")
+        except (*upstream.UPSTREAM_ERRORS, msgspec.DecodeError, ValueError) as exc:
+            # The upstream worked on it, so the prompt is charged (by estimate).
+            await self._settle(call, ticket, meter, first_byte=first_byte)
+            raise BadGateway(upstream.UPSTREAM_UNAVAILABLE) from exc
+        finally:
+            response.release()
+        meter.body(payload)
+        outcome = await self._settle(call, ticket, meter, first_byte=first_byte)
+        return JsonAnswer(renderer.body(payload, outcome), response.status)
+
+    # 3 and 4. settle and record ---------------------------------------------
+    async def _settle(
+        self,
+        call: Call,
+        ticket: Ticket,
+        meter: Meter,
+        *,
+        first_byte: float | None,
+        cancelled: bool = False,
+    ) -> Outcome:
+        usage, estimated = self._charged_usage(call, ticket, meter)
+        cost = call.route.price.cost(usage)
+        charged, exceeded = self._metering.capped(ticket, cost.total)
+        ended = time.monotonic()
+        caller = call.caller
+        native = meter.native
+        record = Generation(
+            id=ticket.id,
+            key_hash=caller.key.hash,
+            user_id=caller.key.user_id,
+            app_id=caller.key.app_id,
+            model=call.route.id,
+            provider=call.route.provider.name,
+            upstream_model=call.route.upstream_model,
+            api_type=call.api_type,
+            created_at=ticket.admitted_at,
+            cost=charged,
+            reserved=ticket.reserved,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            prompt_cost=cost.prompt,
+            completion_cost=cost.completion,
+            request_cost=cost.request,
+            estimated=estimated,
+            usage_exceeded_reservation=exceeded,
+            streamed=call.stream,
+            cancelled=cancelled,
+            upstream_id=_text(meter.upstream_id),
+            finish_reason=_finish_reason(meter.finish_reason),
+            native_finish_reason=_text(meter.finish_reason),
+            native_tokens_prompt=native.prompt,
+            native_tokens_completion=native.completion,
+            native_tokens_reasoning=native.reasoning,
+            native_tokens_cached=native.cached,
+            latency_ms=None if first_byte is None else _ms(first_byte - call.started),
+            generation_time_ms=_ms(ended - call.started),
+            origin=_text(caller.origin),
+            referer=_text(caller.referer),
+            user_agent=_text(caller.user_agent),
+            external_user=_text(caller.external_user),
+            session_id=_text(caller.session_id),
+        )
+        await _shielded(self._metering.settle(ticket, record))
+        charged_cost = Cost(charged, cost.prompt, cost.completion, cost.request)
+        return Outcome(self._head(call, ticket), usage, charged_cost, estimated)
+
+    def _head(self, call: Call, ticket: Ticket) -> Head:
+        created = int(ticket.admitted_at.timestamp())
+        return Head(ticket.id, call.route.id, call.route.provider.name, created)
+
+    def _charged_usage(self, call: Call, ticket: Ticket, meter: Meter) -> tuple[Usage, bool]:
+        """The upstream's last usage report when it is sound for this request, else the
+        estimate: a report above the request's own bound is a lie or a bug."""
+        demand = call.demand
+        per_output = (
+            (demand.max_tokens or ticket.granted_tokens or call.route.max_completion_tokens)
+            if demand.has_output
+            else 0
+        )
+        completion_bound = MAX_TOKENS if per_output is None else per_output * demand.outputs
+        reported = meter.usage
+        if reported is not None and reported.completion_tokens <= completion_bound:
+            return reported, False
+        if meter.reported:
+            log.warning(
+                "generation %s: unsound usage from %s, charged by estimate",
+                ticket.id, call.route.provider.name,
+            )  # fmt: skip
+        completion = min(estimate_tokens(meter.text_bytes), completion_bound)
+        return Usage(demand.prompt_tokens, completion if demand.has_output else 0), True
+
+
+@dataclass
+class _StreamRun:
+    """One streamed answer: relays events through the renderer, settles exactly once."""
+
+    gateway: MeteredGateway
+    call: Call
+    ticket: Ticket
+    response: aiohttp.ClientResponse
+    renderer: StreamRenderer
+    meter: Meter = field(init=False)
+    settled: Outcome | None = None
+    first_event: float | None = None
+
+    def __post_init__(self) -> None:
+        self.meter = self.call.upstream_api.meter()
+
+    async def _settle(self, *, cancelled: bool = False) -> Outcome:
+        if self.settled is None:
+            self.settled = await self.gateway._settle(
+                self.call, self.ticket, self.meter, first_byte=self.first_event,
+                cancelled=cancelled,
+            )  # fmt: skip
+        return self.settled
+
+    async def events(self) -> AsyncGenerator[bytes, None]:
+        try:
+            for out in self.renderer.start():
+                yield out
+            try:
+                async for event in sse.events(self.response.content.iter_any()):
+                    if self.first_event is None:
+                        self.first_event = time.monotonic()
+                    payload = event.json()
+                    self.meter.event(event, payload)
+                    for out in self.renderer.event(event, payload):
+                        yield out
+            except upstream.UPSTREAM_ERRORS as exc:
+                log.warning("upstream stream broke: %r", exc)
+                outcome = await self._settle()
+                for out in self.renderer.fail(outcome, upstream.UPSTREAM_UNAVAILABLE):
+                    yield out
+                return
+            outcome = await self._settle()
+            for out in self.renderer.finish(outcome):
+                yield out
+        finally:
+            # The client went away mid-stream (or the stream ended): settle on what the
+            # upstream reported so far, or the estimate of what it sent.
+            await self._settle(cancelled=self.settled is None)
+            self.response.release()
+
+
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "max_output_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "completed": "stop",
+}
+
+
+def _finish_reason(native: str | None) -> str | None:
+    """The finish reason in OpenAI's words (the record's ``finish_reason``)."""
+    if native is None:
+        return None
+    return _FINISH_REASONS.get(native, native)[:100]
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def _text(value: str | None) -> str | None:
+    """Client-supplied text as a record may hold it: bounded, without NUL or lone
+    surrogates (which no database column takes)."""
+    if value is None:
+        return None
+    cleaned = value[:MAX_TEXT_FIELD].replace("\x00", "")
+    return cleaned.encode("utf-8", "replace").decode("utf-8")

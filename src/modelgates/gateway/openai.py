@@ -1,0 +1,141 @@
+"""Answers in OpenAI's (and OpenRouter's) words, from an OpenAI-compatible upstream. No I/O.
+
+What a client reads, whatever the upstream sent:
+
+* ``id`` is the generation id (``gen-…``) on the body and on every chunk, ``model``
+  the ModelGates model id, ``provider`` the provider that served, and chat and
+  completion bodies carry ``system_fingerprint`` (``null`` when the upstream gave
+  none: both official OpenRouter SDKs require the field);
+* ``usage`` is what was charged, in OpenRouter's shape: the token counts (and
+  their ``*_details``), ``cost`` in USD, ``cost_details`` and ``is_byok``; counts the
+  gateway had to estimate carry ``estimated: true``;
+* a stream ends with exactly one usage chunk (``choices: []``) and ``data: [DONE]``,
+  whether or not the client asked for usage: the upstream's own usage reports
+  (``include_usage``, vLLM's ``continuous_usage_stats``) are taken out of the chunks
+  they came in, since only the last one is what the request is charged by.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelgates.gateway import sse
+from modelgates.gateway.metered import Head, Outcome, StreamRenderer
+from modelgates.money import to_usd
+
+
+def usage_object(reported: object, outcome: Outcome, *, embeddings: bool = False) -> dict[str, Any]:
+    """OpenRouter's ``usage`` for what was charged; the upstream's other fields kept."""
+    usage = outcome.usage
+    base = dict(reported) if isinstance(reported, dict) and not outcome.estimated else {}
+    base["prompt_tokens"] = usage.prompt_tokens
+    if not embeddings:
+        base["completion_tokens"] = usage.completion_tokens
+        base["prompt_tokens_details"] = {
+            **_dict(base.get("prompt_tokens_details")),
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        }
+        base["completion_tokens_details"] = {
+            **_dict(base.get("completion_tokens_details")),
+            "reasoning_tokens": usage.reasoning_tokens,
+        }
+    base["total_tokens"] = usage.total_tokens
+    if outcome.estimated:
+        base["estimated"] = True
+    base["cost"] = to_usd(outcome.cost.total)
+    base["is_byok"] = False
+    base["cost_details"] = {
+        "upstream_inference_cost": None,
+        "upstream_inference_prompt_cost": to_usd(outcome.cost.prompt),
+        "upstream_inference_completions_cost": to_usd(outcome.cost.completion),
+    }
+    return base
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _named(payload: dict[str, Any], head: Head, *, fingerprint: bool) -> dict[str, Any]:
+    named = {**payload, "id": head.generation_id, "model": head.model, "provider": head.provider}
+    if fingerprint:
+        named.setdefault("system_fingerprint", None)
+    return named
+
+
+class OpenAIRenderer:
+    """Chat completions or completions passed through (``object`` names the chunk kind)."""
+
+    def __init__(self, chunk_object: str) -> None:
+        self.chunk_object = chunk_object
+
+    def body(self, payload: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+        answer = _named(payload, outcome.head, fingerprint=True)
+        answer["usage"] = usage_object(payload.get("usage"), outcome)
+        return answer
+
+    def stream(self, head: Head) -> StreamRenderer:
+        return OpenAIStream(head, self.chunk_object)
+
+
+class EmbeddingsRenderer:
+    """Embeddings passed through: the generation id and the charged usage added."""
+
+    def body(self, payload: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+        answer = _named(payload, outcome.head, fingerprint=False)
+        answer["usage"] = usage_object(payload.get("usage"), outcome, embeddings=True)
+        return answer
+
+    def stream(self, head: Head) -> StreamRenderer:
+        return OpenAIStream(head, "list")  # embeddings never stream; for the protocol
+
+
+class OpenAIStream:
+    """Relays an OpenAI stream chunk by chunk under the generation's id (module docstring)."""
+
+    def __init__(self, head: Head, chunk_object: str) -> None:
+        self.head = head
+        self.chunk_object = chunk_object
+        self.created: object = head.created
+        self.fingerprint: object = None
+        self.last_usage: object = None
+
+    def start(self) -> list[bytes]:
+        return []
+
+    def event(self, event: sse.Event, payload: Any) -> list[bytes]:
+        if not isinstance(payload, dict):
+            # Comments pass as they are; our own [DONE] closes the stream.
+            return [] if event.data == "[DONE]" else [event.raw]
+        if "error" in payload and "choices" not in payload:
+            return [event.raw]  # an upstream's in-stream error, as it sent it
+        self.created = payload.get("created", self.created)
+        self.fingerprint = payload.get("system_fingerprint", self.fingerprint)
+        chunk = _named(payload, self.head, fingerprint=True)
+        if "usage" in chunk:
+            self.last_usage = chunk.pop("usage")
+            if not chunk.get("choices"):
+                return []  # a usage-only chunk: ours, at the end, replaces it
+        return [sse.data(chunk)]
+
+    def _usage_chunk(self, outcome: Outcome) -> bytes:
+        return sse.data(
+            {
+                "id": self.head.generation_id,
+                "object": self.chunk_object,
+                "created": self.created,
+                "model": self.head.model,
+                "provider": self.head.provider,
+                "system_fingerprint": self.fingerprint,
+                "choices": [],
+                "usage": usage_object(self.last_usage, outcome),
+            }
+        )
+
+    def finish(self, outcome: Outcome) -> list[bytes]:
+        return [self._usage_chunk(outcome), sse.DONE]
+
+    def fail(self, outcome: Outcome, message: str) -> list[bytes]:
+        error = {"error": {"code": 502, "message": message}}
+        return [self._usage_chunk(outcome), sse.data(error)]

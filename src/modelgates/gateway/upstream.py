@@ -1,0 +1,103 @@
+"""The HTTP client side of the gateway: one request to a model's provider, and its errors.
+
+An upstream that cannot be reached, or answers 5xx, is a 502 to the client. A
+4xx keeps its status and the upstream's message, except 401, 403 and 407: those
+concern the operator's provider key, never the client's, so the client gets a
+502 without the provider's text (which may quote that key) and the operator
+gets it in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from modelgates.catalog import ModelRoute
+from modelgates.errors import BadGateway, UpstreamRejected
+from modelgates.gateway.wire import UpstreamApi
+
+log = logging.getLogger(__name__)
+
+UPSTREAM_UNAVAILABLE = "Upstream unavailable"
+UPSTREAM_REJECTED = "Upstream rejected the request"
+
+#: What a failed upstream exchange raises: aiohttp's errors, and its read timeouts.
+UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+_encoder = msgspec.json.Encoder()
+
+
+async def send(
+    http: aiohttp.ClientSession,
+    route: ModelRoute,
+    api: UpstreamApi,
+    body: dict[str, Any],
+    *,
+    stream: bool,
+) -> aiohttp.ClientResponse:
+    """POST ``body`` to the route's provider; the response once its status is good.
+
+    Raises :class:`BadGateway` or :class:`UpstreamRejected` (having read and
+    released the response) otherwise.
+    """
+    provider = route.provider
+    try:
+        response = await http.post(
+            provider.base_url + api.path,
+            data=_encoder.encode(body),
+            headers=api.headers(provider.api_key(), stream=stream),
+            allow_redirects=False,
+        )
+    except UPSTREAM_ERRORS as exc:
+        log.warning("upstream %s unreachable: %r", provider.name, exc)
+        raise BadGateway(UPSTREAM_UNAVAILABLE) from exc
+    if response.status < 400:
+        return response
+    try:
+        raw = await response.read()
+    except UPSTREAM_ERRORS:
+        raw = b""
+    finally:
+        response.release()
+    raise upstream_error(response.status, raw, route)
+
+
+def upstream_error(status: int, raw: bytes, route: ModelRoute) -> Exception:
+    """The error a client gets for an upstream's error answer (module docstring)."""
+    message = upstream_message(raw)
+    metadata: dict[str, Any] = {"provider_name": route.provider.name, "upstream_status": status}
+    if status in (401, 403, 407):
+        log.warning(
+            "upstream %s refused the gateway's credentials (%d): %s",
+            route.provider.name, status, message,
+        )  # fmt: skip
+        error = BadGateway(UPSTREAM_UNAVAILABLE)
+        error.metadata = metadata
+        return error
+    metadata["upstream_message"] = message
+    if 400 <= status < 500:
+        return UpstreamRejected(status, UPSTREAM_REJECTED, metadata=metadata)
+    error = BadGateway(UPSTREAM_UNAVAILABLE)
+    error.metadata = metadata
+    return error
+
+
+def upstream_message(raw: bytes) -> str | None:
+    """The human message of an upstream error body (OpenAI's, Anthropic's or plain text)."""
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        text = raw.decode("utf-8", "replace").strip()
+        return text[:500] or None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])[:500]
+        if isinstance(error, str):
+            return error[:500]
+        if isinstance(body.get("message"), str):
+            return str(body["message"])[:500]
+    return None
