@@ -206,9 +206,10 @@ def test_code_pool_is_an_upper_bound_with_slack() -> None:
 
 def test_gateway_config_routes_the_chat_model_to_the_stub() -> None:
     from modelgates.catalog import parse_config
+    from modelgates.gateway.usage import Usage
 
     config = parse_config(run.gateway_config("http://127.0.0.1:9"))
     route = config.models[run.CHAT_MODEL]
     assert route.provider.base_url == "http://127.0.0.1:9/v1"
     assert route.upstream_model == "stub"
-    assert route.price.cost(9, 2) > 0
+    assert route.price.cost(Usage(9, 2)).total > 0

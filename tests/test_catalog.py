@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from modelgates.catalog import ConfigError, load_config, parse_config
 from modelgates.cli import main
-from modelgates.pricing import Price, estimate_tokens, reservation
+from modelgates.gateway.usage import Usage
+from modelgates.pricing import Price, estimate_tokens
 
 GOOD = """
 [gateway]
@@ -76,18 +77,25 @@ def test_serve_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:
     assert "gateway.max_request_cost" in lines[0]
 
 
+def cost(price: Price, prompt: int, completion: int) -> int:
+    return price.cost(Usage(prompt, completion)).total
+
+
 def test_cost_rounds_up_once_on_the_sum() -> None:
     price = Price.per_million_usd(0.20, 0.60)
-    assert price.cost(0, 0) == 0
-    assert price.cost(1, 0) == 200  # 0.2 USD / 1e6 tokens = 200 nano-dollars a token
-    assert price.cost(1_000_000, 1_000_000) == 800_000_000
+    assert cost(price, 0, 0) == 0
+    assert cost(price, 1, 0) == 200  # 0.2 USD / 1e6 tokens = 200 nano-dollars a token
+    assert cost(price, 1_000_000, 1_000_000) == 800_000_000
     odd = Price.per_million_usd(0.0000015, 0)  # 0.0015 nano-dollars a token
-    assert odd.cost(1, 0) == 1
-    assert odd.cost(1000, 0) == 2  # 1.5 → 2
+    assert cost(odd, 1, 0) == 1
+    assert cost(odd, 1000, 0) == 2  # 1.5 → 2
+    half = Price.per_million_usd(0.0005, 0.0005)  # half a nano-dollar a token
+    assert cost(half, 1, 1) == 1  # one rounding, on the sum
 
 
-def test_estimates_and_reservations() -> None:
+def test_estimates_and_worst_cases() -> None:
     assert [estimate_tokens(n) for n in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]
     price = Price.per_million_usd(1.0, 2.0)
-    assert reservation(price, 10, 5, max_request_cost=10**9) == 10 * 1000 + 5 * 2000
-    assert reservation(price, 10, None, max_request_cost=10**6) == 10**6
+    ask = price.ask(10, 1, 5, cap=0)
+    assert ask.amount(5) == 10 * 1000 + 5 * 2000
+    assert price.ask(10, 3, 5, cap=0).amount(5) == 10 * 1000 + 3 * 5 * 2000

@@ -16,11 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
+from modelgates.admission import Ask
 from modelgates.app import build_app
 from modelgates.container import Services
-from modelgates.gateway.proxy import _lines
+from modelgates.gateway.sse import lines as _lines
+from modelgates.models import ApiKey, Generation
 from modelgates.money import NANOS_PER_USD
-from modelgates.pricing import Price
+from modelgates.services.metering import Ticket
 from modelgates.settings import Settings
 from modelgates.store import Store
 from modelgates.windows import Reset
@@ -31,6 +33,12 @@ from tests.support.upstream import Upstream
 PROMPT = "one two three four"
 MAX_TOKENS = 10
 COST = 4 * 1000 + MAX_TOKENS * 2000  # nano-dollars per request of `chat()`
+PROMPT_ESTIMATE = -(-len(b'[{"role":"user","content":"one two three four"}]') // 4)
+WORST = PROMPT_ESTIMATE * 1000 + MAX_TOKENS * 2000
+"""The worst case admission counts for one `chat()` request: its prompt estimate (12
+tokens) plus max_tokens, at the model's prices."""
+THREE_REQUESTS = 2 * COST + WORST
+"""A limit that admits exactly three `chat()` requests one after another."""
 WEDNESDAY = datetime(2026, 11, 25, 10, tzinfo=UTC)
 
 
@@ -41,6 +49,19 @@ def chat_body(model: str = "test/echo", **extra: Any) -> dict[str, Any]:
         "max_tokens": MAX_TOKENS,
         **extra,
     }
+
+
+def flat(amount: int) -> Ask:
+    """An ask of exactly ``amount`` nano-dollars."""
+    return Ask(fixed=amount, per_million=0, tokens=0, cap=0)
+
+
+def record_of(ticket: Ticket, key: ApiKey, cost: int) -> Generation:
+    return Generation(
+        id=ticket.id, key_hash=key.hash, user_id=key.user_id, app_id=None, model="test/echo",
+        provider="fake", upstream_model="echo", api_type="chat", created_at=ticket.admitted_at,
+        cost=cost, reserved=ticket.reserved,
+    )  # fmt: skip
 
 
 def nanos(usd: float) -> int:
@@ -267,7 +288,10 @@ async def test_no_config_is_503_and_models_empty(
 
 async def limited_key(services: Services, account: Account, reset: Reset | None) -> str:
     new = await services.keys.create(
-        account.user, name=f"limited-{reset}", limit_usd=3 * COST / NANOS_PER_USD, limit_reset=reset
+        account.user,
+        name=f"limited-{reset}",
+        limit_usd=THREE_REQUESTS / NANOS_PER_USD,
+        limit_reset=reset,
     )
     return new.secret
 
@@ -340,7 +364,7 @@ async def test_key_view_reflects_gateway_spend(
     await gateway_client.post("/api/v1/chat/completions", headers=bearer(key), json=chat_body())
     data = (await gateway_client.get("/api/v1/key", headers=bearer(key))).json()["data"]
     assert nanos(data["usage"]) == nanos(data["usage_daily"]) == COST
-    assert nanos(data["limit_remaining"]) == 2 * COST
+    assert nanos(data["limit_remaining"]) == THREE_REQUESTS - COST
 
 
 async def test_expired_reservations_stop_counting(
@@ -353,15 +377,15 @@ async def test_expired_reservations_stop_counting(
     )
     now = clock()
     admission = await services.store.reserve(
-        key.hash, "crashed", 3 * COST, now, now + timedelta(seconds=60)
+        key.hash, "crashed", flat(3 * COST), now, now + timedelta(seconds=60)
     )
     assert admission.admitted
-    blocked = await services.store.reserve(key.hash, "next", COST, now, now + timedelta(60))
-    assert blocked.refused == "daily"
+    blocked = await services.store.reserve(key.hash, "next", flat(COST), now, now + timedelta(60))
+    assert blocked.refused is not None and blocked.refused.kind == "daily"
     later = now + timedelta(seconds=61)
-    freed = await services.store.reserve(key.hash, "next", COST, later, later + timedelta(60))
+    freed = await services.store.reserve(key.hash, "next", flat(COST), later, later + timedelta(60))
     assert freed.admitted
-    assert freed.reserved == 0
+    assert freed.amount == COST
 
 
 async def test_only_keys_with_a_limit_hold_a_reservation_in_flight(
@@ -370,20 +394,20 @@ async def test_only_keys_with_a_limit_hold_a_reservation_in_flight(
     """An unlimited key has nothing to refuse: its admission writes nothing, and its
     settlement still charges it in full."""
     clock.set(WEDNESDAY)
-    price = Price.per_million_usd(1.0, 2.0)
     unlimited = await services.keys.authenticate(f"Bearer {account.key}")
     limited = await services.keys.authenticate(
         f"Bearer {await limited_key(services, account, 'daily')}"
     )
     assert unlimited.limit is None and limited.limit is not None
-    free = await services.metering.admit(unlimited, "test/echo", price, COST)
-    held = await services.metering.admit(limited, "test/echo", price, COST)
+    free = await services.metering.admit(unlimited, flat(COST), "gen-free")
+    held = await services.metering.admit(limited, flat(COST), "gen-held")
+    assert (free.reserved, held.reserved) == (0, COST)
     assert (await services.store.usage_audit(unlimited.hash, clock())).reservations == 0
     assert (await services.store.usage_audit(limited.hash, clock())).reservations == 1
     for ticket, key in ((free, unlimited), (held, limited)):
-        cost = await services.metering.settle(ticket, 1_000, 500, estimated=False)
+        await services.metering.settle(ticket, record_of(ticket, key, 2_000))
         audit = await services.store.usage_audit(key.hash, clock())
-        assert (audit.charged, audit.charges, audit.reservations) == (cost, 1, 0)
+        assert (audit.charged, audit.charges, audit.reservations) == (2_000, 1, 0)
 
 
 # --- the concurrency invariant, in one process --------------------------------
@@ -406,9 +430,11 @@ async def test_concurrent_requests_never_overspend(
     admitted = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]
     assert {r.status_code for r in refused} <= {403}
-    assert {error_of(r)["message"] for r in refused} <= {"Key limit exceeded (total limit)"}
+    assert all(
+        error_of(r)["message"].startswith("Key limit exceeded (total limit)") for r in refused
+    )
     spent = sum(nanos(r.json()["usage"]["cost"]) for r in admitted)
-    assert spent <= limit + COST
+    assert spent <= limit
     assert len(admitted) >= 1
     audit = await audit_of(services, new.secret)
     assert await usage_of(services, new.secret) == spent == audit.charged

@@ -16,7 +16,7 @@ from modelgates.purge import purge_forever, purge_once
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
 from tests.support.clock import FakeClock
-from tests.test_store import add_app, add_user, make_code, make_key, new_hash
+from tests.test_store import add_app, add_user, flat, make_code, make_key, make_record, new_hash
 
 RETENTION = 3600
 
@@ -113,8 +113,10 @@ async def test_sessions_and_reservations_purged_when_expired(
     await store.create_key(key)
     await store.create_key(idle)
     # reserve() drops a key's own expired reservations; a key never used again keeps them.
-    await store.reserve(idle.hash, "gone", 10, now - timedelta(hours=1), now - timedelta(minutes=1))
-    await store.reserve(key.hash, "held", 20, now, now + timedelta(minutes=10))
+    await store.reserve(
+        idle.hash, "gone", flat(10), now - timedelta(hours=1), now - timedelta(minutes=1)
+    )
+    await store.reserve(key.hash, "held", flat(20), now, now + timedelta(minutes=10))
 
     assert await store.purge_sessions(now, 500) == 1
     assert await store.purge_reservations(now, 500) == 1
@@ -139,6 +141,27 @@ async def test_purge_once_follows_the_clock(services: Services, clock: FakeClock
     clock.advance(2 * 3600)
     purged = await purge_once(services, batch=2, pause=0)
     assert (purged.codes, purged.sessions, purged.reservations) == (5, 1, 0)
+
+
+async def test_generation_records_go_after_the_retention_period_and_usage_stays(
+    services: Services, clock: FakeClock
+) -> None:
+    store = services.store
+    now = clock.now
+    user = await add_user(store, now)
+    key = make_key(user, now)
+    await store.create_key(key)
+    for age_days in (91, 89):
+        record = make_record(key, 5, now - timedelta(days=age_days), f"gen-{age_days}")
+        await store.settle(record.id, record)
+
+    purged = await purge_once(services, batch=1, pause=0)
+
+    assert purged.generations == 1
+    assert await store.get_generation("gen-91") is None
+    assert await store.get_generation("gen-89") is not None
+    stored = await store.get_key(key.hash)
+    assert stored is not None and stored.usage.total == 10  # totals are kept for good
 
 
 async def test_purge_from_two_processes_at_once_is_safe(

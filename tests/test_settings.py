@@ -163,6 +163,7 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_RATE_LIMIT_GATEWAY_PER_KEY": "5",
         "MODELGATES_LOG_FORMAT": "text",
         "MODELGATES_PURGE_INTERVAL_SECONDS": "60",
+        "MODELGATES_GENERATION_RETENTION_DAYS": "7",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)

@@ -14,16 +14,26 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import asyncpg
 import pytest
 
 from modelgates import tokens
+from modelgates.admission import Ask, Budget, decide
 from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, Charge, User, WebSession
-from modelgates.pricing import exceeded_limit
+from modelgates.models import (
+    ApiKey,
+    App,
+    AuditEvent,
+    AuthCode,
+    Generation,
+    Refusal,
+    User,
+    WebSession,
+)
 from modelgates.store import Store, open_store
-from modelgates.store.base import from_iso, iso, migration_files
+from modelgates.store.base import KeyChange, from_iso, iso, migration_files
 from modelgates.store.postgres import PostgresStore
 from modelgates.windows import Reset, UsageCounters
 from tests.support.clock import FakeClock
@@ -381,7 +391,7 @@ async def test_list_keys_newest_first_excludes_revoked_and_other_users(
     for key in keys:
         await store.create_key(key)
     await store.create_key(make_key(other, now + timedelta(seconds=10)))
-    assert await store.revoke_key(keys[2].hash, now + timedelta(minutes=1)) is True
+    assert await store.revoke_key(keys[2].hash, now + timedelta(minutes=1)) == []
 
     listed = await store.list_keys(user.id, include_disabled=False, offset=0, limit=100)
     assert [k.hash for k in listed] == [keys[3].hash, keys[1].hash, keys[0].hash]
@@ -407,7 +417,7 @@ async def test_list_keys_excludes_revoked_even_with_disabled(store: Store, now: 
     user = await add_user(store, now)
     revoked = make_key(user, now, disabled=True)
     await store.create_key(revoked)
-    assert await store.revoke_key(revoked.hash, now) is True
+    assert await store.revoke_key(revoked.hash, now) == []
     assert await store.list_keys(user.id, include_disabled=True, offset=0, limit=100) == []
 
 
@@ -438,8 +448,8 @@ async def test_revoke_key_once(store: Store, now: datetime) -> None:
     await store.create_key(key)
     revoked_at = now + timedelta(hours=1)
 
-    assert await store.revoke_key(key.hash, revoked_at) is True
-    assert await store.revoke_key(key.hash, revoked_at + timedelta(hours=1)) is False
+    assert await store.revoke_key(key.hash, revoked_at) == []
+    assert await store.revoke_key(key.hash, revoked_at + timedelta(hours=1)) is None
 
     found = await store.get_key(key.hash)
     assert found is not None
@@ -447,8 +457,8 @@ async def test_revoke_key_once(store: Store, now: datetime) -> None:
     assert_utc(found.revoked_at)
 
 
-async def test_revoke_unknown_key_is_false(store: Store, now: datetime) -> None:
-    assert await store.revoke_key(new_hash(), now) is False
+async def test_revoke_unknown_key_is_none(store: Store, now: datetime) -> None:
+    assert await store.revoke_key(new_hash(), now) is None
 
 
 async def test_update_key_sets_only_the_given_fields(store: Store, now: datetime) -> None:
@@ -457,19 +467,29 @@ async def test_update_key_sets_only_the_given_fields(store: Store, now: datetime
     await store.create_key(key)
     later = now + timedelta(minutes=5)
 
-    renamed = await store.update_key(key.hash, later, name="renamed")
+    renamed = (await updated(store, key.hash, later, name="renamed")).key
     assert renamed == replace(key, name="renamed", updated_at=later)
     assert_utc(renamed.updated_at)
     assert await store.get_key(key.hash) == renamed
 
-    changed = await store.update_key(key.hash, later, disabled=True, limit=None, limit_reset=None)
+    changed = (
+        await updated(store, key.hash, later, disabled=True, limit=None, limit_reset=None)
+    ).key
     assert changed == replace(renamed, disabled=True, limit=None, limit_reset=None)
 
-    again = await store.update_key(key.hash, later, limit=7, limit_reset="daily", disabled=False)
+    again = (
+        await updated(store, key.hash, later, limit=7, limit_reset="daily", disabled=False)
+    ).key
     assert again == replace(changed, disabled=False, limit=7, limit_reset="daily")
 
-    touched = await store.update_key(key.hash, later + timedelta(minutes=1))
+    touched = (await updated(store, key.hash, later + timedelta(minutes=1))).key
     assert touched == replace(again, updated_at=later + timedelta(minutes=1))
+
+
+async def updated(store: Store, key_hash: str, now: datetime, **changes: Any) -> KeyChange:
+    change = await store.update_key(key_hash, now, **changes)
+    assert change is not None
+    return change
 
 
 async def test_update_unknown_or_revoked_key_is_none(store: Store, now: datetime) -> None:
@@ -936,7 +956,7 @@ async def test_revoke_key_minted_by_used_code(store: Store, now: datetime) -> No
     assert_utc(revoked.revoked_at)
     assert await all_keys(store, user) == []
     # Already revoked: revoke_key now reports nothing to do.
-    assert await store.revoke_key(key.hash, replay_at) is False
+    assert await store.revoke_key(key.hash, replay_at) is None
 
 
 async def test_revoke_key_minted_by_does_not_touch_other_keys(store: Store, now: datetime) -> None:
@@ -1034,14 +1054,8 @@ async def test_late_settlement_never_resets_a_newer_window(store: Store) -> None
     key = make_key(user, day_one)
     await store.create_key(key)
 
-    def charge(cost: int, at: datetime) -> Charge:
-        return Charge(
-            id=secrets.token_hex(8), key_hash=key.hash, model="m", prompt_tokens=1,
-            completion_tokens=1, cost=cost, estimated=False, created_at=at,
-        )  # fmt: skip
-
-    await store.settle("r-new", charge(7, day_two))
-    await store.settle("r-late", charge(5, day_one))
+    await store.settle("r-new", make_record(key, 7, day_two))
+    await store.settle("r-late", make_record(key, 5, day_one))
     stored = await store.get_key(key.hash)
     assert stored is not None
     assert stored.usage.total == 12
@@ -1069,11 +1083,17 @@ def test_iso_text_is_fixed_width_utc_and_round_trips(moment: datetime) -> None:
 # --- metering ----------------------------------------------------------------
 
 
-def make_charge(key: ApiKey, cost: int, at: datetime, charge_id: str | None = None) -> Charge:
-    return Charge(
-        id=charge_id or secrets.token_hex(8), key_hash=key.hash, model="m", prompt_tokens=1,
-        completion_tokens=1, cost=cost, estimated=False, created_at=at,
+def make_record(key: ApiKey, cost: int, at: datetime, record_id: str | None = None) -> Generation:
+    return Generation(
+        id=record_id or secrets.token_hex(8), key_hash=key.hash, user_id=key.user_id,
+        app_id=key.app_id, model="m", provider="p", upstream_model="m", api_type="chat",
+        created_at=at, cost=cost, reserved=cost, prompt_tokens=1, completion_tokens=1,
     )  # fmt: skip
+
+
+def flat(amount: int) -> Ask:
+    """An ask of exactly ``amount`` nano-dollars (no output priced)."""
+    return Ask(fixed=amount, per_million=0, tokens=0, cap=0)
 
 
 async def test_concurrent_reserve_and_settle_across_stores_keep_the_ledger(
@@ -1089,9 +1109,11 @@ async def test_concurrent_reserve_and_settle_across_stores_keep_the_ledger(
     async def metered_requests(s: Store, count: int) -> None:
         for _ in range(count):
             ticket = secrets.token_hex(8)
-            admission = await s.reserve(key.hash, ticket, 100, now, now + timedelta(minutes=5))
+            admission = await s.reserve(
+                key.hash, ticket, flat(100), now, now + timedelta(minutes=5)
+            )
             assert admission.admitted
-            await s.settle(ticket, make_charge(key, 7, now, ticket))
+            await s.settle(ticket, make_record(key, 7, now, ticket))
 
     async with opened_stores(database_url, 2) as stores:
         await asyncio.gather(*(metered_requests(s, 50) for s in stores for _ in range(8)))
@@ -1108,7 +1130,7 @@ async def test_concurrent_reserves_across_stores_admit_exactly_up_to_the_limit(
 ) -> None:
     """Admission is serialised per key across stores (processes): with a limit of five
     reservations' worth, exactly five of 40 racing reservations are admitted, and every
-    refusal counted all five live reservations."""
+    refusal names the key's lifetime limit with nothing left to afford."""
     user = await add_user(store, now)
     key = make_key(user, now, limit=5 * 100)
     await store.create_key(key)
@@ -1116,15 +1138,15 @@ async def test_concurrent_reserves_across_stores_admit_exactly_up_to_the_limit(
 
     async with opened_stores(database_url, 2) as stores:
         admissions = await asyncio.gather(
-            *(s.reserve(key.hash, f"r{s_i}-{i}", 100, now, expires)
+            *(s.reserve(key.hash, f"r{s_i}-{i}", flat(100), now, expires)
               for s_i, s in enumerate(stores) for i in range(20))
         )  # fmt: skip
 
     admitted = [a for a in admissions if a.admitted]
     refused = [a for a in admissions if not a.admitted]
     assert len(admitted) == 5
-    assert {(a.refused, a.reserved) for a in refused} == {("total", 500)}
-    assert sorted(a.reserved for a in admitted) == [0, 100, 200, 300, 400]
+    assert {a.refused for a in refused} == {Refusal("key_limit", "total", 0)}
+    assert [a.amount for a in admitted] == [100] * 5
     audit = await store.usage_audit(key.hash, now)
     assert (audit.reserved, audit.reservations) == (500, 5)
 
@@ -1159,23 +1181,26 @@ WEDNESDAY = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
 async def test_admission_counts_only_the_current_window(
     store: Store, reset: Reset | None, counters: UsageCounters, refused: str | None
 ) -> None:
-    """The store decides as :func:`modelgates.pricing.exceeded_limit` does, returning
-    the key as it was locked and the reservations it counted."""
+    """The store decides as :func:`modelgates.admission.decide` does, counting the
+    current window's spend, the live reservations and the request itself, and returns
+    the key as it was locked."""
     user = await add_user(store, WEDNESDAY)
     key = make_key(user, WEDNESDAY, limit=100, limit_reset=reset, usage=counters)
     await store.create_key(key)
     expires = WEDNESDAY + timedelta(minutes=5)
-    assert (await store.reserve(key.hash, "held", 40, WEDNESDAY, expires)).admitted
+    assert (await store.reserve(key.hash, "held", flat(40), WEDNESDAY, expires)).admitted
 
-    admission = await store.reserve(key.hash, "next", 1, WEDNESDAY, expires)
+    admission = await store.reserve(key.hash, "next", flat(1), WEDNESDAY, expires)
 
     assert admission.key == key
-    assert admission.reserved == 40
-    assert admission.refused == refused == exceeded_limit(key, 40, WEDNESDAY)
+    assert (admission.refused.kind if admission.refused else None) == refused
+    remaining = 100 - key.usage.in_window(WEDNESDAY, reset) - 40
+    expected = decide([Budget("key_limit", reset or "total", remaining)], flat(1))
+    assert admission.refused == expected.refusal
     audit = await store.usage_audit(key.hash, WEDNESDAY)
     assert audit.reservations == (1 if refused else 2)
 
 
 async def test_reserve_on_unknown_key_admits_nothing(store: Store, now: datetime) -> None:
-    admission = await store.reserve(new_hash(), "r", 1, now, now + timedelta(minutes=5))
-    assert (admission.key, admission.reserved, admission.admitted) == (None, 0, False)
+    admission = await store.reserve(new_hash(), "r", flat(1), now, now + timedelta(minutes=5))
+    assert (admission.key, admission.amount, admission.admitted) == (None, 0, False)

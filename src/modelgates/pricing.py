@@ -84,7 +84,8 @@ class Price:
         return self.completion if self.reasoning is None else self.reasoning
 
     def cost(self, usage: Usage) -> Cost:
-        """Exact cost of ``usage`` in nano-dollars, each part rounded up once."""
+        """Exact cost of ``usage`` in nano-dollars, rounded up once on the sum (the
+        prompt part is rounded up on its own, and the completion part is the rest)."""
         uncached = usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens
         prompt = (
             uncached * self.prompt
@@ -94,10 +95,10 @@ class Price:
         completion = (
             usage.completion_tokens - usage.reasoning_tokens
         ) * self.completion + usage.reasoning_tokens * self.reasoning_price
-        prompt_nanos = ceil_div(prompt, TOKENS_PER_PRICE_UNIT)
-        completion_nanos = ceil_div(completion, TOKENS_PER_PRICE_UNIT)
-        total = clamp_charge(prompt_nanos + completion_nanos + self.request)
-        return Cost(total, prompt_nanos, completion_nanos, self.request)
+        tokens_nanos = ceil_div(prompt + completion, TOKENS_PER_PRICE_UNIT)
+        prompt_nanos = min(ceil_div(prompt, TOKENS_PER_PRICE_UNIT), tokens_nanos)
+        total = clamp_charge(tokens_nanos + self.request)
+        return Cost(total, prompt_nanos, tokens_nanos - prompt_nanos, self.request)
 
     def ask(self, prompt_tokens: int, outputs: int, tokens: int | None, cap: int) -> Ask:
         """The worst case of a request: ``prompt_tokens`` in, up to ``tokens`` (or, when

@@ -13,7 +13,17 @@ The upstream model name picks a behaviour, so one server covers every case:
 ``slow``           sleeps ``SLOW_SECONDS`` between stream chunks
 ``fail``           answers 500
 ``reject``         answers 400 with an OpenAI error body
+``unauthorized``   answers 401 quoting the provider key it was sent
+``inflate``        reports 1000 × the prompt tokens it saw (over the reservation)
+``huge``           reports 10**16 completion tokens (absurd)
+``negative``       reports -5 completion tokens
+``cached``         reports 2 cached prompt tokens and 3 reasoning tokens
 =================  ===========================================================
+
+``n`` answers that many choices per prompt, and a ``/completions`` batch (a list of
+prompts) one set per prompt: completion tokens count all of them. A stream with
+``stream_options.continuous_usage_stats`` carries the cumulative usage in every
+chunk, as vLLM sends it.
 
 Every request's headers and JSON body are recorded in ``requests``.
 """
@@ -73,12 +83,16 @@ def make_app(record: list[Recorded]) -> Starlette:
         record.append(Recorded(request.url.path, dict(request.headers), body))
         return body
 
-    def usage(prompt: int, completion: int) -> dict[str, int]:
-        return {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
+    def usage(model: str, prompt: int, completion: int) -> dict[str, Any]:
+        reported: dict[str, Any] = {
+            "prompt_tokens": prompt * 1000 if model == "inflate" else prompt,
+            "completion_tokens": {"huge": 10**16, "negative": -5}.get(model, completion),
         }
+        reported["total_tokens"] = reported["prompt_tokens"] + reported["completion_tokens"]
+        if model == "cached":
+            reported["prompt_tokens_details"] = {"cached_tokens": 2}
+            reported["completion_tokens_details"] = {"reasoning_tokens": 3}
+        return reported
 
     async def generate(request: Request, kind: str) -> Response:
         body = await body_of(request)
@@ -90,38 +104,55 @@ def make_app(record: list[Recorded]) -> Starlette:
                 {"error": {"message": "context too long", "type": "invalid_request_error"}},
                 status_code=400,
             )
-        field_name = "messages" if kind == "chat" else "prompt"
-        prompt = count_words(body.get(field_name))
-        completion = body.get("max_tokens") or DEFAULT_COMPLETION_TOKENS
+        if model == "unauthorized":
+            key = request.headers.get("authorization", "")
+            message = f"Incorrect API key provided: {key.removeprefix('Bearer ')}"
+            return JSONResponse({"error": {"message": message}}, status_code=401)
+        prompts: list[Any] = [body.get("messages")]
+        if kind != "chat":
+            raw = body.get("prompt")
+            is_batch = isinstance(raw, list) and raw and not isinstance(raw[0], int)
+            prompts = list(raw) if is_batch else [raw]
+        n = body.get("n") or 1
+        prompt = count_words(prompts)
+        per_choice = body.get("max_tokens") or DEFAULT_COMPLETION_TOKENS
+        choices = n * len(prompts)
         with_usage = model != "no-usage"
         if body.get("stream"):
-            wants = (body.get("stream_options") or {}).get("include_usage") is True
+            options = body.get("stream_options") or {}
+            wants = options.get("include_usage") is True
+            continuous = options.get("continuous_usage_stats") is True
             return StreamingResponse(
-                stream(kind, model, prompt, completion, with_usage and wants),
+                stream(kind, model, prompt, per_choice, choices, with_usage and wants,
+                       with_usage and continuous),
                 media_type="text/event-stream",
-            )
-        text = "tok " * completion
-        if kind == "chat":
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "length",
-            }
-        else:
-            choice = {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
+            )  # fmt: skip
+        text = "tok " * per_choice
         answer: dict[str, Any] = {
             "id": "cmpl-1",
             "object": "chat.completion" if kind == "chat" else "text_completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [choice],
+            "choices": [choice(kind, index, text) for index in range(choices)],
         }
         if with_usage:
-            answer["usage"] = usage(prompt, completion)
+            answer["usage"] = usage(model, prompt, per_choice * choices)
         return JSONResponse(answer)
 
+    def choice(kind: str, index: int, text: str) -> dict[str, Any]:
+        if kind == "chat":
+            message = {"role": "assistant", "content": text}
+            return {"index": index, "message": message, "finish_reason": "length"}
+        return {"index": index, "text": text, "finish_reason": "length", "logprobs": None}
+
     async def stream(
-        kind: str, model: str, prompt: int, completion: int, with_usage: bool
+        kind: str,
+        model: str,
+        prompt: int,
+        per_choice: int,
+        choices: int,
+        with_usage: bool,
+        continuous: bool,
     ) -> AsyncIterator[bytes]:
         base = {
             "id": "cmpl-1",
@@ -129,20 +160,26 @@ def make_app(record: list[Recorded]) -> Starlette:
             "created": int(time.time()),
             "model": model,
         }
-        for index in range(completion):
-            if model == "die" and index == 2:
+        for step in range(per_choice):
+            if model == "die" and step == 2:
                 raise RuntimeError("upstream died mid-stream")
-            if model == "slow" and index > 0:
+            if model == "slow" and step > 0:
                 await asyncio.sleep(SLOW_SECONDS)
-            if kind == "chat":
-                choice: dict[str, Any] = {"index": 0, "delta": {"content": "tok "}}
-            else:
-                choice = {"index": 0, "text": "tok "}
-            choice["finish_reason"] = "length" if index == completion - 1 else None
-            chunk = {**base, "choices": [choice]}
+            deltas = []
+            for index in range(choices):
+                part: dict[str, Any] = (
+                    {"index": index, "delta": {"content": "tok "}}
+                    if kind == "chat"
+                    else {"index": index, "text": "tok "}
+                )
+                part["finish_reason"] = "length" if step == per_choice - 1 else None
+                deltas.append(part)
+            chunk: dict[str, Any] = {**base, "choices": deltas}
+            if continuous:
+                chunk["usage"] = usage(model, prompt, (step + 1) * choices)
             yield b"data: " + msgspec.json.encode(chunk) + b"\n\n"
         if with_usage:
-            chunk = {**base, "choices": [], "usage": usage(prompt, completion)}
+            chunk = {**base, "choices": [], "usage": usage(model, prompt, per_choice * choices)}
             yield b"data: " + msgspec.json.encode(chunk) + b"\n\n"
         yield b"data: [DONE]\n\n"
 
@@ -221,7 +258,19 @@ prompt_price = 1.0
 completion_price = 2.0
 context_length = 4096
 """
-        for name in ("echo", "no-usage", "die", "slow", "fail", "reject")
+        for name in (
+            "echo",
+            "no-usage",
+            "die",
+            "slow",
+            "fail",
+            "reject",
+            "unauthorized",
+            "inflate",
+            "huge",
+            "negative",
+            "cached",
+        )
     )
     return f"""
 [gateway]

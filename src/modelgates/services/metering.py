@@ -19,8 +19,7 @@ concurrency, across processes. ``usage == sum(generations)`` holds because the
 record and the counter update share one transaction.
 
 A key without a budget (no limit of its own, not minted by another key) is admitted
-without a reservation: nothing can refuse it, so the write would only cost time. Its
-charge is still capped by its worst case. Should a limit be set on it meanwhile, the
+without a reservation: nothing can refuse it, so the write would only cost time. Should a limit be set on it meanwhile, the
 requests already in flight are not counted against that limit until they settle.
 """
 
@@ -33,8 +32,8 @@ from datetime import datetime, timedelta
 from modelgates import metrics
 from modelgates.admission import Ask
 from modelgates.errors import Forbidden, Unauthorized
-from modelgates.gateway.usage import MAX_TOKENS
 from modelgates.models import ApiKey, Generation
+from modelgates.money import MAX_CHARGE_NANOS
 from modelgates.pricing import limit_message
 from modelgates.services import Clock, system_clock
 from modelgates.services.keys import INVALID_KEY
@@ -53,7 +52,8 @@ class Ticket:
     reserved: int
     """Nano-dollars held (0 for a key without a budget)."""
     bound: int
-    """Nano-dollars the charge is capped at: the reservation, or the worst case."""
+    """Nano-dollars the charge is capped at: the reservation (without one, the most any
+    one request may cost)."""
     granted_tokens: int | None
     """Output tokens granted to a request that named no bound (its ``max_tokens``)."""
     admitted_at: datetime
@@ -74,8 +74,9 @@ class MeteringService:
         naming the limit (and what the request could still afford)."""
         now = self._clock()
         if key.limit is None and key.parent_key_hash is None:
-            bound = ask.amount(MAX_TOKENS if ask.tokens is None else ask.tokens)
-            return Ticket(generation_id, key, 0, bound, None, now)  # see the module docstring
+            # Nothing to refuse, nothing reserved (module docstring): only the bounds of
+            # sound usage and of one charge apply.
+            return Ticket(generation_id, key, 0, MAX_CHARGE_NANOS, None, now)
         admission = await self._store.reserve(key.hash, generation_id, ask, now, now + self._ttl)
         if admission.key is None:
             raise Unauthorized(INVALID_KEY)
