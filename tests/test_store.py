@@ -1204,3 +1204,37 @@ async def test_admission_counts_only_the_current_window(
 async def test_reserve_on_unknown_key_admits_nothing(store: Store, now: datetime) -> None:
     admission = await store.reserve(new_hash(), "r", flat(1), now, now + timedelta(minutes=5))
     assert (admission.key, admission.amount, admission.admitted) == (None, 0, False)
+
+
+@pytest.mark.parametrize("tokens", [None, 3, 16, 50])
+@pytest.mark.parametrize("child_limit", [60_000, None])
+async def test_admission_draws_on_the_minting_keys_limit_as_decide_does(
+    store: Store, tokens: int | None, child_limit: int | None
+) -> None:
+    """A sub-key's request must fit its own limit and its parent's, where the parent's
+    counts its own spend, every sub-key's spend and their live reservations; the store
+    decides as :func:`modelgates.admission.decide` (PostgreSQL in PL/pgSQL)."""
+    user = await add_user(store, WEDNESDAY)
+    parent = make_key(user, WEDNESDAY, limit=100_000, usage=UsageCounters(20_000))
+    child = make_key(
+        user, WEDNESDAY, limit=child_limit, parent_key_hash=parent.hash,
+        usage=UsageCounters(30_000),
+    )  # fmt: skip
+    sibling = make_key(user, WEDNESDAY, parent_key_hash=parent.hash, usage=UsageCounters(10_000))
+    for key in (parent, child, sibling):
+        await store.create_key(key)
+    expires = WEDNESDAY + timedelta(minutes=5)
+    assert (await store.reserve(sibling.hash, "held", flat(5_000), WEDNESDAY, expires)).admitted
+
+    ask = Ask(fixed=1_000, per_million=2_000 * 10**6, tokens=tokens, cap=40)
+    admission = await store.reserve(child.hash, "next", ask, WEDNESDAY, expires)
+
+    found = [Budget("parent_key", "total", 100_000 - 20_000 - 30_000 - 10_000 - 5_000)]
+    if child_limit is not None:
+        found.insert(0, Budget("key_limit", "total", child_limit - 30_000))
+    expected = decide(found, ask)
+    assert (admission.amount, admission.granted_tokens, admission.refused) == (
+        expected.amount, expected.granted_tokens, expected.refusal,
+    )  # fmt: skip
+    audit = await store.usage_audit(child.hash, WEDNESDAY)
+    assert audit.reserved == expected.amount

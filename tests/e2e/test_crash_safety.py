@@ -15,7 +15,7 @@ After the restart: every single-exchange 200 left a working key; a raced code
 answered at most one 200 and its key works or was revoked by the replay; every
 code minted at most one key and every minted key belongs to a consumed code;
 every metered 200 has exactly one charge row with the cost it reported; and
-the key's usage equals the sum of its charges exactly.
+the key's usage equals the sum of its generation records exactly.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ async def test_sigkill_under_load_loses_nothing_answered(
     key_hash = sha256_hex(account.key)
     charges = await query(
         database_url,
-        f"SELECT prompt_tokens, cost_nanos FROM charges WHERE key_hash = '{key_hash}'",
+        f"SELECT prompt_tokens, cost_nanos FROM generations WHERE key_hash = '{key_hash}'",
     )
     by_words = Counter(row[0] for row in charges)
     cost_of = {row[0]: row[1] for row in charges}

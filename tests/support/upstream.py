@@ -246,7 +246,9 @@ def gateway_toml(upstream: Upstream, *, api_key_env: str | None = "MG_TEST_UPSTR
     """A gateway config routing ``test/<behaviour>`` to the fake upstream's models.
 
     Prices: 1 USD per million prompt tokens, 2 USD per million completion tokens
-    (1000 and 2000 nano-dollars a token).
+    (1000 and 2000 nano-dollars a token). ``test/priced`` (the ``cached`` behaviour)
+    also prices cached prompt tokens (500), reasoning tokens (4000), each request
+    (10,000 nano-dollars) and caps a request's output at 50 tokens.
     """
     key_line = f'api_key_env = "{api_key_env}"\n' if api_key_env else ""
     models = "".join(
@@ -272,6 +274,18 @@ context_length = 4096
             "cached",
         )
     )
+    priced = """
+[[models]]
+id = "test/priced"
+provider = "fake"
+upstream_model = "cached"
+prompt_price = 1.0
+completion_price = 2.0
+cache_read_price = 0.5
+reasoning_price = 4.0
+request_price = 0.00001
+max_completion_tokens = 50
+"""
     return f"""
 [gateway]
 max_request_cost = 0.001
@@ -279,7 +293,7 @@ request_timeout_seconds = 30
 
 [providers.fake]
 base_url = "{upstream.v1}"
-{key_line}{models}
+{key_line}{models}{priced}
 [[models]]
 id = "down/echo"
 provider = "nowhere"

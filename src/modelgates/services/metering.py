@@ -19,7 +19,8 @@ concurrency, across processes. ``usage == sum(generations)`` holds because the
 record and the counter update share one transaction.
 
 A key without a budget (no limit of its own, not minted by another key) is admitted
-without a reservation: nothing can refuse it, so the write would only cost time. Should a limit be set on it meanwhile, the
+without a reservation: nothing can refuse it, so the write would only cost time. Should
+a limit be set on it meanwhile, the
 requests already in flight are not counted against that limit until they settle.
 """
 
