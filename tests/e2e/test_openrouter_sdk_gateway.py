@@ -30,30 +30,32 @@ def test_sdk_chat_and_its_generation_record(
     config = tmp_path / "gateway.toml"
     config.write_text(gateway_toml(fake_upstream, api_key_env=UPSTREAM_KEY_ENV))
     account = create_account(database_url, "gen@example.com", tmp_path)
-    with serve(database_url, tmp_path, config=config) as server:
-        with sdk(server.base_url, account.key) as client:
-            answer = client.chat.send(model="test/echo", messages=MESSAGES, max_tokens=3)
-            assert answer.id.startswith("gen-")
-            assert answer.model == "test/echo"
-            assert answer.usage is not None
-            assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (4, 3)
+    with (
+        serve(database_url, tmp_path, config=config) as server,
+        sdk(server.base_url, account.key) as client,
+    ):
+        answer = client.chat.send(model="test/echo", messages=MESSAGES, max_tokens=3)
+        assert answer.id.startswith("gen-")
+        assert answer.model == "test/echo"
+        assert answer.usage is not None
+        assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (4, 3)
 
-            record = client.generations.get_generation(id=answer.id).data
-            assert record.id == answer.id
-            assert record.total_cost == answer.usage.cost == pytest.approx(10e-6)
-            assert (record.tokens_prompt, record.tokens_completion) == (4, 3)
-            assert record.provider_name == "fake"
-            assert record.streamed is False
+        record = client.generations.get_generation(id=answer.id).data
+        assert record.id == answer.id
+        assert record.total_cost == answer.usage.cost == pytest.approx(10e-6)
+        assert (record.tokens_prompt, record.tokens_completion) == (4, 3)
+        assert record.provider_name == "fake"
+        assert record.streamed is False
 
-            chunks = list(
-                client.chat.send(model="test/echo", messages=MESSAGES, max_tokens=2, stream=True)
-            )
-            assert {chunk.id for chunk in chunks} == {chunks[0].id}
-            final = chunks[-1]
-            assert final.usage is not None and final.usage.cost == pytest.approx(8e-6)
-            streamed = client.generations.get_generation(id=chunks[0].id).data
-            assert streamed.streamed is True
-            assert streamed.total_cost == final.usage.cost
+        chunks = list(
+            client.chat.send(model="test/echo", messages=MESSAGES, max_tokens=2, stream=True)
+        )
+        assert {chunk.id for chunk in chunks} == {chunks[0].id}
+        final = chunks[-1]
+        assert final.usage is not None and final.usage.cost == pytest.approx(8e-6)
+        streamed = client.generations.get_generation(id=chunks[0].id).data
+        assert streamed.streamed is True
+        assert streamed.total_cost == final.usage.cost
 
-            with pytest.raises(errors.NotFoundResponseError):
-                client.generations.get_generation(id="gen-unknown")
+        with pytest.raises(errors.NotFoundResponseError):
+            client.generations.get_generation(id="gen-unknown")
