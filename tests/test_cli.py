@@ -72,6 +72,8 @@ def test_user_mistakes_are_one_line_errors(db: str) -> None:
          None, "in the future"),
         (("keys", "create", "--user", "bob@example.com", "--expires-at", "tomorrow"), None,
          "RFC 3339"),
+        (("keys", "create", "--user", "bob@example.com", "--expires-at",
+          "9999-12-31T23:59:59-01:00"), None, "between the years 0001 and 9999"),
         (("keys", "list", "--user", "nobody@example.com"), None, "no user with email"),
     ]  # fmt: skip
     for args, stdin, text in cases:

@@ -350,6 +350,8 @@ async def test_invalid_form_values_redisplay_the_form(
         {"limit": "-1"},
         {"reset": "weekly"},
         {"expires": "2000-01-01T00:00"},
+        {"expires": "10000-01-01T00:00"},
+        {"expires": "9999-12-31T23:59:59-01:00"},
         {"reset": "yearly", "limit": "1"},
         {"key_label": "x" * 101},
     ]
