@@ -112,3 +112,35 @@ def test_default_database_is_in_the_working_directory(
 def test_redact_url_hides_passwords() -> None:
     assert redact_url("postgresql://u:hunter2@db:5432/x") == "postgresql://u:***@db:5432/x"
     assert redact_url("postgresql://u@db/x") == "postgresql://u@db/x"
+
+
+def test_names_from_the_database_are_printed_escaped(db: str) -> None:
+    """A row written before the display rules (or by hand) cannot drive the terminal."""
+    import asyncio
+
+    from modelgates.container import Services
+    from modelgates.services import audit
+    from modelgates.settings import Settings
+    from modelgates.store import open_store
+
+    hostile = "\x1b[2J\x1b]0;pwned\x07\u202eexe.gnp"
+
+    async def plant() -> None:
+        store = await open_store(db)
+        await store.migrate()
+        services = Services.build(Settings(database_url=db), store)
+        user = await services.users.create("ada@example.com", "a long enough password")
+        new = services.keys.mint(user_id=user.id, name=hostile, label=hostile)
+        await store.create_key(new.record)
+        await services.audit.record(
+            audit.KEY_RENAMED, actor=audit.CLI, key=new.record, detail={"new_name": hostile}
+        )
+        await store.close()
+
+    asyncio.run(plant())
+    for args in (("keys", "list", "--user", "ada@example.com"), ("audit",)):
+        result = run(*args, "--database-url", db)
+        assert result.exit_code == 0, result.output
+        for raw in ("\x1b", "\x07", "\u202e"):
+            assert raw not in result.output
+        assert "\\x1b[2J" in result.output or "\\u001b[2J" in result.output

@@ -17,6 +17,7 @@ import click
 
 from modelgates.catalog import ConfigError, GatewayConfig, load_config
 from modelgates.container import Services
+from modelgates.display import printable
 from modelgates.errors import ModelGatesError
 from modelgates.money import to_usd
 from modelgates.services import audit
@@ -191,7 +192,7 @@ def users_create(email: str, password_stdin: bool, database_url: str | None) -> 
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     user = _run(lambda svc: svc.users.create(email, password), database_url)
-    click.echo(f"created user {user.id} <{user.email}>")
+    click.echo(f"created user {user.id} <{printable(user.email)}>")
 
 
 @main.group()
@@ -268,8 +269,9 @@ def keys_list(email: str, database_url: str | None) -> None:
     for key in found:
         limit = "-" if key.limit is None else f"{to_usd(key.limit):.2f}"
         status = "disabled" if key.disabled else "active"
+        label = printable(key.label)[:24]
         click.echo(
-            f"{key.hash:<64}  {key.label[:24]:<24}  {limit:>10}  {key.limit_reset or '-':<7}"
+            f"{key.hash:<64}  {label:<24}  {limit:>10}  {key.limit_reset or '-':<7}"
             f"  {status:<8}  {isoformat(key.expires_at) or '-'}"
         )
 
@@ -338,8 +340,10 @@ def audit_trail(
     for event in found:
         detail = "" if not event.detail else " " + json.dumps(event.detail, sort_keys=True)
         click.echo(
-            f"{isoformat(event.at)}  {event.event:<24}  key={event.key_hash or '-'}"
-            f"  by={event.actor}{detail}"
+            printable(
+                f"{isoformat(event.at)}  {event.event:<24}  key={event.key_hash or '-'}"
+                f"  by={event.actor}{detail}"
+            )
         )
 
 
@@ -377,7 +381,10 @@ def login(server: str, label: str | None, no_browser: bool, timeout: float) -> N
         raise click.ClickException(str(exc)) from exc
     except ModelGatesClientError as exc:
         raise click.ClickException(f"login failed: {exc}") from exc
-    click.echo(f"Logged in to {new.server}: key {new.label!r} (hash {new.hash}), saved in {path}")
+    click.echo(
+        f"Logged in to {new.server}: key {printable(new.label)!r} (hash {new.hash}),"
+        f" saved in {path}"
+    )
 
 
 @main.command()
@@ -415,4 +422,4 @@ def whoami(server: str | None) -> None:
         ("expires", info.expires_at.isoformat() if info.expires_at else "never"),
     ]  # fmt: skip
     for name, value in rows:
-        click.echo(f"{name + ':':<11}{value}")
+        click.echo(f"{name + ':':<11}{printable(str(value))}")

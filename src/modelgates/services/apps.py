@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from modelgates.callbacks import Callback
+from modelgates.display import display_string_problem
+from modelgates.errors import BadRequest
 from modelgates.models import App
 from modelgates.services import Clock, system_clock
 from modelgates.store import Store
 
-TITLE_HEADERS = ("x-title", "x-modelgates-title", "x-openrouter-title")
+TITLE_HEADERS = ("X-Title", "X-ModelGates-Title", "X-OpenRouter-Title")
 MAX_APP_NAME = 100
 HEADLESS_ORIGIN = "urn:modelgates:headless"
 """The one app of every code issued without a callback (CLIs that ask the user to paste)."""
@@ -18,12 +20,39 @@ APP_CACHE_SIZE = 10_000
 """Origins whose app this process remembers (cleared when full)."""
 
 
+def header_text(value: str) -> str:
+    """A header value as its sender meant it: HTTP hands over bytes, which Starlette
+    reads as latin-1, but clients send UTF-8 ("Café", not "CafÃ©"). Bytes that are
+    not valid UTF-8 keep their latin-1 reading."""
+    if value.isascii():
+        return value
+    raw = value.encode("latin-1", "replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+def check_app_name(name: str, *, field: str) -> str:
+    """A name for an app, trimmed and cut to ``MAX_APP_NAME``; 400 naming ``field``
+    when it is empty or unsafe to show (:mod:`modelgates.display`)."""
+    trimmed = name.strip()[:MAX_APP_NAME].strip()
+    if not trimmed:
+        raise BadRequest(f"{field} must not be empty", field=field)
+    problem = display_string_problem(trimmed)
+    if problem is not None:
+        raise BadRequest(f"{field} {problem}", field=field)
+    return trimmed
+
+
 def app_title(headers: Mapping[str, str]) -> str | None:
-    """The app's self-declared name from the first attribution header present."""
+    """The app's self-declared name from the first attribution header present
+    (decoded as UTF-8 when it is, cut to 100 characters); 400 naming the header when
+    it holds control characters or nothing visible."""
     for name in TITLE_HEADERS:
-        value = headers.get(name, "").strip()
+        value = header_text(headers.get(name, "")).strip()
         if value:
-            return value[:MAX_APP_NAME]
+            return check_app_name(value, field=name)
     return None
 
 

@@ -17,7 +17,10 @@ from modelgates.store import Store
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 WORKSPACE_CACHE_SIZE = 100_000
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+"
+_EMAIL = re.compile(rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}")
+"""One ``@``, no spaces, no control characters (a NUL cannot even be stored on
+PostgreSQL) and no bidirectional controls."""
 
 
 def normalise_email(email: str) -> str:
@@ -71,7 +74,11 @@ class UserService:
         return found
 
     async def get_by_email(self, email: str) -> User | None:
-        return await self._store.get_user_by_email(normalise_email(email))
+        """The user with this address; an address no user can have is not looked up."""
+        address = normalise_email(email)
+        if len(address) > 254 or not _EMAIL.fullmatch(address):
+            return None
+        return await self._store.get_user_by_email(address)
 
     async def authenticate(self, email: str, password: str) -> User | None:
         """The user if the password matches, else ``None`` (same cost either way)."""

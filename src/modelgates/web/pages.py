@@ -25,12 +25,14 @@ from starlette.responses import RedirectResponse, Response
 from modelgates import metrics
 from modelgates.api.state import services
 from modelgates.callbacks import Callback
+from modelgates.dberrors import INVALID_VALUE, client_data_errors
 from modelgates.errors import BadRequest, ModelGatesError
 from modelgates.models import App
 from modelgates.pkce import Method
 from modelgates.services import audit
 from modelgates.services.apps import HEADLESS_APP_NAME
 from modelgates.services.auth_codes import CodeRequest
+from modelgates.services.keys import KEY_HASH, check_label
 from modelgates.services.sessions import SignedIn
 from modelgates.services.users import normalise_email
 from modelgates.web import security, throttle
@@ -68,6 +70,8 @@ def page(handler: Handler) -> Handler:
         except ModelGatesError as exc:
             title = _TITLES.get(exc.status, "Something went wrong")
             response = error_page(request, exc.status, title, exc.message)
+        except client_data_errors():
+            response = error_page(request, 400, _TITLES[400], INVALID_VALUE)
         except Exception:
             request_id = str(request.scope.get("state", {}).get("request_id", ""))
             log.exception("page failed (request %s)", request_id)
@@ -251,11 +255,16 @@ def parse_auth_request(request: Request) -> AuthRequest:
             raise _invalid("Without a callback_url, a code_challenge is required")
         if method != "S256":
             raise _invalid("Without a callback_url, code_challenge_method must be S256")
+    key_label = query.get("key_label") or None
+    try:  # shown on the page (in headless mode as the app's name): checked like a label
+        check_label(key_label, field="key_label")
+    except BadRequest as exc:
+        raise _invalid(exc.message[:1].upper() + exc.message[1:]) from exc
     return AuthRequest(
         callback=callback,
         challenge=challenge,
         method=method,
-        key_label=query.get("key_label"),
+        key_label=key_label,
         limit=query.get("limit"),
         state=query.get("state"),
     )
@@ -485,7 +494,7 @@ async def keys_revoke(request: Request) -> Response:
     who = security.check_session_csrf(form, await security.signed_in(request))
     key_hash = str(request.path_params["key_hash"]).lower()
     svc = services(request)
-    key = await svc.store.get_key(key_hash) if len(key_hash) == 64 else None
+    key = await svc.store.get_key(key_hash) if KEY_HASH.fullmatch(key_hash) else None
     if key is None or key.user_id != who.user.id or key.revoked_at is not None:
         raise PageError(404, "Key not found", "You have no active key with this id.")
     await svc.keys.revoke(key_hash, actor=audit.user_actor(who.user.id))
