@@ -28,6 +28,7 @@ from modelgates.callbacks import Callback
 from modelgates.dberrors import INVALID_VALUE, client_data_errors
 from modelgates.errors import BadRequest, ModelGatesError
 from modelgates.models import App
+from modelgates.passwords import PasswordChecksBusy
 from modelgates.pkce import Method
 from modelgates.services import audit
 from modelgates.services.apps import HEADLESS_APP_NAME
@@ -155,21 +156,27 @@ async def login_submit(request: Request) -> Response:
     next_path = safe_next(form.get("next"))
     account = normalise_email(email)
     address = request.client.host if request.client else "unknown"
-    refusal = await limiter.refusal(account, address)
-    if refusal is not None:
-        wait = refusal.retry_after
+    attempt = await limiter.attempt(account, address)
+    if attempt.refusal is not None:
+        wait = attempt.refusal.retry_after
         metrics.RATE_LIMIT_REFUSALS.labels(scope="login").inc()
         raise PageError(
             429,
             "Too many attempts",
             f"Too many failed sign-ins. Try again in {max(1, round(wait / 60))} minute(s).",
-            headers=refusal.headers(),
+            headers=attempt.refusal.headers(),
         )
-    user = await svc.users.authenticate(email, form.get("password", "")[:1024])
-    if user is None:
-        await limiter.failed(account, address)
+    try:
+        user = await svc.users.authenticate(email, form.get("password", "")[:1024])
+    except PasswordChecksBusy as exc:
+        await limiter.abandoned(attempt)
+        raise PageError(429, "Too many attempts", exc.message, headers=exc.headers) from exc
+    except BaseException:
+        await limiter.abandoned(attempt)
+        raise
+    if user is None:  # the failure stays counted
         return _login_form(request, next_path, email=email, error=GENERIC_LOGIN_FAILURE, status=401)
-    await limiter.succeeded(account)
+    await limiter.succeeded(attempt)
     started = await svc.sessions.start(user, replacing=request.cookies.get(security.SESSION_COOKIE))
     response = see_other(next_path)
     security.set_cookie(
