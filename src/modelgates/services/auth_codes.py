@@ -196,7 +196,11 @@ class AuthCodeService:
             callback_url=callback_url,
             created_at=now,
             expires_at=now + timedelta(seconds=self._settings.code_ttl_seconds),
-            code_challenge=terms.challenge,
+            code_challenge=(
+                None
+                if terms.challenge is None or terms.method is None
+                else pkce.stored_challenge(terms.challenge, terms.method)
+            ),
             code_challenge_method=terms.method,
             key_label=terms.label,
             limit=terms.limit,

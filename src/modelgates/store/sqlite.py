@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from modelgates import pkce
 from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
 from modelgates.models import (
     Admission,
@@ -323,6 +324,8 @@ class SqliteStore:
     # life cycle -------------------------------------------------------
     async def migrate(self) -> list[str]:
         def apply(conn: sqlite3.Connection) -> list[str]:
+            # SQL has no SHA-256 here: migration 0007 calls ours.
+            conn.create_function("modelgates_pkce_s256", 1, pkce.s256, deterministic=True)
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
