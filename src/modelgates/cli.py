@@ -156,6 +156,7 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"ModelGates: listening on http://{shown_host}:{port} ({workers} worker(s))")
     logs.configure(settings.log_level, settings.log_format)
+    trusted = settings.trusted_proxy_networks()
     uvicorn.run(
         "modelgates.app:create_app",
         factory=True,
@@ -164,7 +165,11 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         server_header=False,
-        proxy_headers=True,
+        # X-Forwarded-For/-Proto only from MODELGATES_TRUSTED_PROXIES (default: from
+        # nobody; uvicorn's own default would trust 127.0.0.1, so any local process
+        # could choose its address for the per-address limits).
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         # Our access log (modelgates.access, with the request id) replaces uvicorn's,
         # and our handler (JSON or text) replaces uvicorn's logging config.
         access_log=False,

@@ -7,6 +7,7 @@ with a one-line message naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -68,6 +69,15 @@ class Settings:
     """``json``: one JSON object per line (with the request id); ``text``: readable lines."""
     purge_interval_seconds: int = 300
     """How often expired codes, sessions and reservations are purged (0: never)."""
+    trusted_proxies: str | None = None
+    """Comma-separated addresses/CIDRs of reverse proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed; none by default (a client cannot pick its own
+    address for the per-address limits)."""
+
+    def trusted_proxy_networks(self) -> list[str]:
+        """:attr:`trusted_proxies` as normalised networks (``10.0.0.1`` → ``10.0.0.1/32``)."""
+        entries = [part.strip() for part in (self.trusted_proxies or "").split(",")]
+        return [str(ipaddress.ip_network(entry, strict=False)) for entry in entries if entry]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +131,13 @@ class Settings:
             raise SettingsError(
                 f"{ENV_PREFIX}PURGE_INTERVAL_SECONDS must be between 0 (off) and 86400"
             )
+        try:
+            self.trusted_proxy_networks()
+        except ValueError as exc:
+            raise SettingsError(
+                f"{ENV_PREFIX}TRUSTED_PROXIES must be comma-separated IP addresses or"
+                f" networks (CIDR): {exc}"
+            ) from exc
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(
                 f"{ENV_PREFIX}DATABASE_URL must start with sqlite:/// or postgresql://"
