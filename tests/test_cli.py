@@ -144,3 +144,34 @@ def test_names_from_the_database_are_printed_escaped(db: str) -> None:
         for raw in ("\x1b", "\x07", "\u202e"):
             assert raw not in result.output
         assert "\\x1b[2J" in result.output or "\\u001b[2J" in result.output
+
+
+def test_apps_list_and_rename_for_the_operator(db: str) -> None:
+    import asyncio
+
+    from modelgates.store import open_store
+
+    async def plant() -> None:
+        from datetime import UTC, datetime
+
+        store = await open_store(db)
+        await store.migrate()
+        await store.get_or_create_app(
+            "https://squatter.example", "ModelGates Official", datetime.now(UTC)
+        )
+        await store.close()
+
+    assert run("apps", "list", "--database-url", db).stdout == "no apps\n"
+    asyncio.run(plant())
+    listed = run("apps", "list", "--database-url", db)
+    assert listed.exit_code == 0
+    assert "https://squatter.example" in listed.stdout and "ModelGates Official" in listed.stdout
+    renamed = run("apps", "rename", "1", "Squatter (unverified)", "--database-url", db)
+    assert renamed.exit_code == 0, renamed.output
+    assert "Squatter (unverified)" in run("apps", "list", "--database-url", db).stdout
+    trail = run("audit", "--database-url", db).stdout
+    assert "app.renamed" in trail and "by=cli" in trail and "ModelGates Official" in trail
+    assert_one_line_error(run("apps", "rename", "7", "Nobody", "--database-url", db), "No app")
+    assert_one_line_error(
+        run("apps", "rename", "1", "\u202eevil", "--database-url", db), "bidirectional"
+    )

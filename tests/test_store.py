@@ -1179,3 +1179,13 @@ async def test_admission_counts_only_the_current_window(
 async def test_reserve_on_unknown_key_admits_nothing(store: Store, now: datetime) -> None:
     admission = await store.reserve(new_hash(), "r", 1, now, now + timedelta(minutes=5))
     assert (admission.key, admission.reserved, admission.admitted) == (None, 0, False)
+
+
+async def test_apps_are_listed_and_renamed(store: Store, now: datetime) -> None:
+    first = await store.get_or_create_app("https://a.example", "A", now)
+    second = await store.get_or_create_app("https://b.example", "B", now)
+    assert [app.id for app in await store.list_apps()] == [first.id, second.id]
+    renamed = await store.rename_app(second.id, "Bee")
+    assert renamed is not None and renamed.name == "Bee" and renamed.origin == second.origin
+    assert (await store.find_app("https://b.example")) == renamed
+    assert await store.rename_app(second.id + 100, "nobody") is None

@@ -557,6 +557,20 @@ class SqliteStore:
         row = self._one("SELECT * FROM apps WHERE origin = ?", (origin,))
         return None if row is None else rows.app_from_row(row, from_iso)
 
+    async def list_apps(self) -> list[App]:
+        found = self._reader.execute("SELECT * FROM apps ORDER BY id").fetchall()
+        return [rows.app_from_row(row, from_iso) for row in found]
+
+    async def rename_app(self, app_id: int, name: str) -> App | None:
+        def rename(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            if conn.execute("UPDATE apps SET name = ? WHERE id = ?", (name, app_id)).rowcount != 1:
+                return None
+            row: sqlite3.Row = conn.execute("SELECT * FROM apps WHERE id = ?", (app_id,)).fetchone()
+            return row
+
+        row = await self._write(rename)
+        return None if row is None else rows.app_from_row(row, from_iso)
+
     # page sessions ----------------------------------------------------
     async def create_session(self, session: WebSession) -> None:
         def insert(conn: sqlite3.Connection) -> None:
