@@ -2,9 +2,9 @@
 
 Every failure becomes a 400 that names the offending field where there is one;
 nothing a client sends can surface as a 500. Every JSON route reads its body
-through :func:`read_body`, which also refuses JSON nested deeper than
-``MAX_JSON_DEPTH`` (a decoder recursing 1,000 levels deep raises
-``RecursionError``), so no route decodes such a body at all.
+through :func:`read_body`, which also refuses bodies that are not UTF-8 and JSON
+nested deeper than ``MAX_JSON_DEPTH`` (a decoder recursing 1,000 levels deep
+raises ``RecursionError``), so no route decodes such a body at all.
 """
 
 from __future__ import annotations
@@ -72,9 +72,21 @@ def check_json_depth(raw: bytes) -> None:
         raise BadRequest(MALFORMED)
 
 
+def check_json_text(raw: bytes) -> None:
+    """400 ``Malformed JSON body`` unless ``raw`` is UTF-8 (RFC 8259 §8.1) nested at
+    most ``MAX_JSON_DEPTH`` deep: what no decoder should be handed."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(MALFORMED) from exc
+    check_json_depth(raw)
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body of a JSON request, refusing anything over ``max_bytes`` without
-    reading it all, and anything nested deeper than ``MAX_JSON_DEPTH``."""
+    reading it all, anything that is not UTF-8, and anything nested deeper than
+    ``MAX_JSON_DEPTH`` (:func:`check_json_text`)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -89,7 +101,7 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise _too_large(max_bytes)
         chunks.append(chunk)
     raw = b"".join(chunks)
-    check_json_depth(raw)
+    check_json_text(raw)
     return raw
 
 
