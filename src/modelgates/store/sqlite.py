@@ -324,8 +324,7 @@ class SqliteStore:
     # life cycle -------------------------------------------------------
     async def migrate(self) -> list[str]:
         def apply(conn: sqlite3.Connection) -> list[str]:
-            # SQL has no SHA-256 here: migration 0007 calls ours.
-            conn.create_function("modelgates_pkce_s256", 1, pkce.s256, deterministic=True)
+            register_migration_functions(conn)
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
@@ -739,6 +738,12 @@ def _insert_event(conn: sqlite3.Connection, event: AuditEvent) -> None:
         " VALUES (?, ?, ?, ?, ?, ?)",
         (iso(event.at), event.event, event.actor, event.user_id, event.key_hash, detail),
     )
+
+
+def register_migration_functions(conn: sqlite3.Connection) -> None:
+    """The functions the migrations call that SQLite lacks (0007: SHA-256, as
+    :func:`modelgates.pkce.s256`); needed by anything that applies them."""
+    conn.create_function("modelgates_pkce_s256", 1, pkce.s256, deterministic=True)
 
 
 def _statements(script: str) -> list[str]:
