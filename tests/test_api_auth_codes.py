@@ -14,6 +14,8 @@ from tests.conftest import Account, make_account
 from tests.support.clock import FakeClock
 from tests.support.spec import response_schema_name, validate
 
+YEAR_10000 = "expires_at must be between the years 0001 and 9999 in UTC"
+
 URL = "/api/v1/auth/keys/code"
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
@@ -297,6 +299,9 @@ BAD_BODIES: list[tuple[dict[str, Any], str, str]] = [
     ),
     ({"expires_at": "2030-02-30T00:00:00Z"}, "expires_at", "expires_at is not a valid date-time"),
     ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at", "expires_at must be in the future"),
+    # Valid RFC 3339, but the year 10000 in UTC (was an OverflowError: 500).
+    ({"expires_at": "9999-12-31T23:59:59-01:00"}, "expires_at", YEAR_10000),
+    ({"expires_at": "0001-01-01T00:00:00+01:00"}, "expires_at", YEAR_10000),
 ]
 
 

@@ -418,6 +418,8 @@ async def test_list_rejects_bad_queries(
         ({"name": "k", "expires_at": "2999-01-01T00:00:00"}, "expires_at", None),
         ({"name": "k", "expires_at": "2000-01-01T00:00:00Z"}, "expires_at", IN_THE_PAST),
         ({"name": "k", "expires_at": 5}, "expires_at", None),
+        ({"name": "k", "expires_at": "9999-12-31T23:59:59-01:00"}, "expires_at",
+         "expires_at must be between the years 0001 and 9999 in UTC"),
     ],
 )  # fmt: skip
 async def test_create_rejects_bad_bodies(

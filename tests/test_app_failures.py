@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -65,3 +66,30 @@ async def test_unexpected_error_is_a_bare_500_with_request_id() -> None:
         assert body["error"]["metadata"] == {"request_id": response.headers["x-request-id"]}
         assert "secret internals" not in response.text
         assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.CharacterNotInRepertoireError("database is locked"),
+        asyncpg.exceptions.NumericValueOutOfRangeError("connection refused"),
+        sqlite3.DataError("string or blob too big"),
+    ],
+    ids=["pg-nul", "pg-range", "sqlite-data"],
+)
+async def test_a_value_the_database_refuses_is_a_400_by_its_type(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Client-caused database errors are told apart by type; the messages here would
+    read as outages if anything looked at them."""
+    async for client in client_for(FailingStore(error)):
+        response = await client.get("/api/v1/key", headers={"Authorization": KEY})
+        assert response.status_code == 400
+        body = response.json()
+        assert body["error"]["message"] == "Invalid request: a value in it cannot be stored"
+        assert "retry-after" not in response.headers
+        assert "locked" not in response.text and "refused" not in response.text
+        client.cookies.set("mg_session", "x" * 40)
+        page = await client.get("/keys")
+        assert page.status_code == 400
+    assert "database error" not in caplog.text

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ada_url
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelgates.callbacks import (
     HTTPS_PORTS,
@@ -12,6 +15,7 @@ from modelgates.callbacks import (
     CallbackRejected,
     check_callback,
 )
+from modelgates.web.urls import with_query
 
 LOOPBACK_URLS = [
     ("http://127.0.0.1:53682/cb", "http://127.0.0.1:53682", "127.0.0.1"),
@@ -235,3 +239,61 @@ def test_port_zero_rejected() -> None:
 def test_malformed_bracket_host_raises_callback_rejected(url: str) -> None:
     with pytest.raises(CallbackRejected):
         check_callback(url, allow_loopback=True)
+
+
+# --- read as a browser reads it (WHATWG URL, through Ada) --------------------
+
+BROWSER_DIFFERS = [
+    "https://evil.com\\.good.com/cb",  # a browser goes to evil.com
+    "https://%65vil.com/cb",  # percent-decoded host: evil.com
+    "https://evil%2Ecom/cb",  # evil.com
+    "https://evil.com%00.good.com/",
+    "https://[v1.x]/cb",  # IPvFuture: no host at all to a browser
+    "https://0x7f.1/cb",  # 127.0.0.1 to a browser
+    "https://1.2.3/cb",  # 1.2.0.3 to a browser
+    "https://[0:0::1]/cb",  # [::1] to a browser: not the origin we would register
+    "https://[fe80::1%25eth0]/cb",  # a zone id
+]
+
+
+@pytest.mark.parametrize("allow_loopback", [False, True])
+@pytest.mark.parametrize("url", BROWSER_DIFFERS)
+def test_urls_a_browser_reads_differently_are_refused(url: str, allow_loopback: bool) -> None:
+    with pytest.raises(CallbackRejected):
+        check_callback(url, allow_loopback=allow_loopback)
+
+
+def test_backslashes_and_percent_signs_after_the_host_are_fine() -> None:
+    assert check_callback("https://myapp.com/a\\b?next=%2F", allow_loopback=False).host == (
+        "myapp.com"
+    )
+
+
+_LABEL = st.text(alphabet="abcxyz019-", min_size=1, max_size=6)
+_NOISE = st.sampled_from(
+    ["\\", "%", "%2e", "%2E", "%65", "%00", "%25", "@", ":", "[", "]", ".", "..", "/", "?", "#",
+     "0x7f", "0x", "1", "255", "256", "\t", "\n", "é", "\u3002", "xn--", "XN--", ":443", ":3000",
+     ":0", ":65536", "[::1]", "[v1.x]", "[::ffff:1.2.3.4]", "localhost", "127.0.0.1", "EVIL"]
+)  # fmt: skip
+_AUTHORITY = st.lists(st.one_of(_LABEL, _NOISE), min_size=1, max_size=8).map("".join)
+_TAIL = st.sampled_from(["", "/", "/cb", "/cb?x=1", "\\cb", "/a%2Fb", "?q", "#f"])
+_SCHEME = st.sampled_from(["https://", "http://", "HTTPS://", "https:\\\\", "https:/"])
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True, database=None)
+@given(scheme=_SCHEME, authority=_AUTHORITY, tail=_TAIL, allow_loopback=st.booleans())
+def test_an_accepted_callback_is_what_a_browser_sees(
+    scheme: str, authority: str, tail: str, allow_loopback: bool
+) -> None:
+    """Whatever the policy accepts, Ada parses to the same scheme, host, port and origin,
+    and the redirect we build from it (``with_query``) goes to that host too."""
+    url = scheme + authority + tail
+    try:
+        accepted = check_callback(url, allow_loopback=allow_loopback)
+    except CallbackRejected:
+        return
+    browser = ada_url.URL(url)
+    assert browser.hostname.removeprefix("[").removesuffix("]") == accepted.host, url
+    assert browser.origin == accepted.origin, url
+    redirect = ada_url.URL(with_query(url, {"code": "c", "state": "s"}))
+    assert redirect.origin == accepted.origin, url

@@ -72,6 +72,8 @@ def test_user_mistakes_are_one_line_errors(db: str) -> None:
          None, "in the future"),
         (("keys", "create", "--user", "bob@example.com", "--expires-at", "tomorrow"), None,
          "RFC 3339"),
+        (("keys", "create", "--user", "bob@example.com", "--expires-at",
+          "9999-12-31T23:59:59-01:00"), None, "between the years 0001 and 9999"),
         (("keys", "list", "--user", "nobody@example.com"), None, "no user with email"),
     ]  # fmt: skip
     for args, stdin, text in cases:
@@ -110,3 +112,66 @@ def test_default_database_is_in_the_working_directory(
 def test_redact_url_hides_passwords() -> None:
     assert redact_url("postgresql://u:hunter2@db:5432/x") == "postgresql://u:***@db:5432/x"
     assert redact_url("postgresql://u@db/x") == "postgresql://u@db/x"
+
+
+def test_names_from_the_database_are_printed_escaped(db: str) -> None:
+    """A row written before the display rules (or by hand) cannot drive the terminal."""
+    import asyncio
+
+    from modelgates.container import Services
+    from modelgates.services import audit
+    from modelgates.settings import Settings
+    from modelgates.store import open_store
+
+    hostile = "\x1b[2J\x1b]0;pwned\x07\u202eexe.gnp"
+
+    async def plant() -> None:
+        store = await open_store(db)
+        await store.migrate()
+        services = Services.build(Settings(database_url=db), store)
+        user = await services.users.create("ada@example.com", "a long enough password")
+        new = services.keys.mint(user_id=user.id, name=hostile, label=hostile)
+        await store.create_key(new.record)
+        await services.audit.record(
+            audit.KEY_RENAMED, actor=audit.CLI, key=new.record, detail={"new_name": hostile}
+        )
+        await store.close()
+
+    asyncio.run(plant())
+    for args in (("keys", "list", "--user", "ada@example.com"), ("audit",)):
+        result = run(*args, "--database-url", db)
+        assert result.exit_code == 0, result.output
+        for raw in ("\x1b", "\x07", "\u202e"):
+            assert raw not in result.output
+        assert "\\x1b[2J" in result.output or "\\u001b[2J" in result.output
+
+
+def test_apps_list_and_rename_for_the_operator(db: str) -> None:
+    import asyncio
+
+    from modelgates.store import open_store
+
+    async def plant() -> None:
+        from datetime import UTC, datetime
+
+        store = await open_store(db)
+        await store.migrate()
+        await store.get_or_create_app(
+            "https://squatter.example", "ModelGates Official", datetime.now(UTC)
+        )
+        await store.close()
+
+    assert run("apps", "list", "--database-url", db).stdout == "no apps\n"
+    asyncio.run(plant())
+    listed = run("apps", "list", "--database-url", db)
+    assert listed.exit_code == 0
+    assert "https://squatter.example" in listed.stdout and "ModelGates Official" in listed.stdout
+    renamed = run("apps", "rename", "1", "Squatter (unverified)", "--database-url", db)
+    assert renamed.exit_code == 0, renamed.output
+    assert "Squatter (unverified)" in run("apps", "list", "--database-url", db).stdout
+    trail = run("audit", "--database-url", db).stdout
+    assert "app.renamed" in trail and "by=cli" in trail and "ModelGates Official" in trail
+    assert_one_line_error(run("apps", "rename", "7", "Nobody", "--database-url", db), "No app")
+    assert_one_line_error(
+        run("apps", "rename", "1", "\u202eevil", "--database-url", db), "bidirectional"
+    )

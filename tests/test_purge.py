@@ -75,9 +75,10 @@ def test_sqlite_code_purge_uses_the_expiry_index(tmp_path: Path) -> None:
     import sqlite3
 
     from modelgates.store.base import migration_files
-    from modelgates.store.sqlite import PURGE_CODES_SQL
+    from modelgates.store.sqlite import PURGE_CODES_SQL, register_migration_functions
 
     conn = sqlite3.connect(tmp_path / "plan.db")
+    register_migration_functions(conn)
     for path in migration_files("sqlite"):
         conn.executescript(path.read_text())
     plan = " ".join(

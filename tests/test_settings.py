@@ -164,6 +164,7 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_LOG_FORMAT": "text",
         "MODELGATES_PURGE_INTERVAL_SECONDS": "60",
         "MODELGATES_GENERATION_RETENTION_DAYS": "7",
+        "MODELGATES_TRUSTED_PROXIES": "10.0.0.1",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
@@ -305,3 +306,12 @@ def test_bad_operations_settings_rejected(name: str, value: str) -> None:
 def test_log_format_is_case_insensitive_and_defaults_to_json() -> None:
     assert Settings().log_format == "json"
     assert Settings.from_env({"MODELGATES_LOG_FORMAT": "TEXT"}).log_format == "text"
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    assert Settings().trusted_proxy_networks() == []
+    parsed = Settings.from_env({"MODELGATES_TRUSTED_PROXIES": " 10.0.0.1, 192.168.0.0/16 ,::1"})
+    assert parsed.trusted_proxy_networks() == ["10.0.0.1/32", "192.168.0.0/16", "::1/128"]
+    for bad in ("*", "proxy.internal", "10.0.0.0/33"):
+        with pytest.raises(SettingsError, match="MODELGATES_TRUSTED_PROXIES"):
+            Settings.from_env({"MODELGATES_TRUSTED_PROXIES": bad})

@@ -1238,3 +1238,13 @@ async def test_admission_draws_on_the_minting_keys_limit_as_decide_does(
     )  # fmt: skip
     audit = await store.usage_audit(child.hash, WEDNESDAY)
     assert audit.reserved == expected.amount
+
+
+async def test_apps_are_listed_and_renamed(store: Store, now: datetime) -> None:
+    first = await store.get_or_create_app("https://a.example", "A", now)
+    second = await store.get_or_create_app("https://b.example", "B", now)
+    assert [app.id for app in await store.list_apps()] == [first.id, second.id]
+    renamed = await store.rename_app(second.id, "Bee")
+    assert renamed is not None and renamed.name == "Bee" and renamed.origin == second.origin
+    assert (await store.find_app("https://b.example")) == renamed
+    assert await store.rename_app(second.id + 100, "nobody") is None

@@ -283,7 +283,13 @@ async def test_consent_screen_names_the_app_without_creating_it(
     await signed_in(client, account)
     page = await client.get("/auth", params=auth_params(key_label="My CLI", limit="5"))
     assert page.status_code == 200
-    assert '<span class="app-name">myapp.com</span> is requesting to use your models' in page.text
+    # The origin is the prominent identity; the name is secondary and self-declared.
+    assert (
+        '<h1><span class="app-origin">https://myapp.com</span> is requesting to use your models'
+        in page.text
+    )
+    assert 'It calls itself <span class="app-name">myapp.com</span>' in page.text
+    assert "self-declared" in page.text
     assert "https://myapp.com/cb?tab=keys&amp;x=1" in page.text
     assert 'value="My CLI"' in page.text
     assert 'id="limit" name="limit" type="number"' in page.text and 'value="5"' in page.text
@@ -350,6 +356,8 @@ async def test_invalid_form_values_redisplay_the_form(
         {"limit": "-1"},
         {"reset": "weekly"},
         {"expires": "2000-01-01T00:00"},
+        {"expires": "10000-01-01T00:00"},
+        {"expires": "9999-12-31T23:59:59-01:00"},
         {"reset": "yearly", "limit": "1"},
         {"key_label": "x" * 101},
     ]
@@ -431,3 +439,27 @@ async def test_revoking_someone_elses_key_is_a_404(
     assert response.headers["content-type"].startswith("text/html")
     key = await services.store.get_key(other_hash)
     assert key is not None and key.revoked_at is None
+
+
+async def test_the_origin_outranks_a_squatted_name_and_a_rename_shows(
+    client: httpx.AsyncClient, account: Account, services: Services
+) -> None:
+    """An origin's first X-Title names its app: the page leads with the origin, marks
+    the name self-declared, and shows the operator's rename at once."""
+    squat = await client.post(
+        "/api/v1/auth/keys/code",
+        headers={**account.auth, "X-Title": "Your Bank"},
+        json={"callback_url": "https://evil.example/cb"},
+    )
+    assert squat.status_code == 200
+    await signed_in(client, account)
+    params = auth_params(callback_url="https://evil.example/cb")
+    page = await client.get("/auth", params=params)
+    heading = page.text.split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert "https://evil.example" in heading and "Your Bank" not in heading
+    assert 'It calls itself <span class="app-name">Your Bank</span>' in page.text
+    app = await services.store.find_app("https://evil.example")
+    assert app is not None
+    await services.apps.rename(app.id, "Evil (renamed by the operator)", actor="cli")
+    page = await client.get("/auth", params=params)
+    assert "Evil (renamed by the operator)" in page.text and "Your Bank" not in page.text

@@ -24,6 +24,7 @@ from modelgates.api import auth_keys, generation, keys, management, meta, models
 from modelgates.api.responses import JSONResponse, error_body
 from modelgates.catalog import GatewayConfig, load_config
 from modelgates.container import Services
+from modelgates.dberrors import INVALID_VALUE, client_data_errors
 from modelgates.errors import ModelGatesError, StoreError
 from modelgates.observe import EXTRA_RESPONSE_HEADERS, ObservabilityMiddleware
 from modelgates.purge import purge_forever
@@ -119,6 +120,14 @@ def database_errors() -> tuple[type[Exception], ...]:
     import asyncpg
 
     return (StoreError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+async def _on_client_data_error(request: Request, exc: Exception) -> Response:
+    # The database refused a value the request carried: the client's error (400),
+    # logged by type only (the message may quote the value).
+    log.info("database refused a value (request %s): %s", _request_id(request), type(exc).__name__)
+    body = error_body(400, INVALID_VALUE, _with_request_id(None, request))
+    return JSONResponse(body, status_code=400)
 
 
 async def _on_store_error(request: Request, exc: Exception) -> Response:
@@ -246,6 +255,7 @@ def build_app(
             ModelGatesError: _on_modelgates_error,
             HTTPException: _on_http_exception,
             **dict.fromkeys(database_errors(), _on_store_error),
+            **dict.fromkeys(client_data_errors(), _on_client_data_error),
             ClientDisconnect: _on_client_disconnect,
             Exception: _on_unexpected,
         },

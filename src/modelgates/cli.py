@@ -17,6 +17,7 @@ import click
 
 from modelgates.catalog import ConfigError, GatewayConfig, load_config
 from modelgates.container import Services
+from modelgates.display import printable
 from modelgates.errors import ModelGatesError
 from modelgates.money import to_usd
 from modelgates.services import audit
@@ -155,6 +156,7 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"ModelGates: listening on http://{shown_host}:{port} ({workers} worker(s))")
     logs.configure(settings.log_level, settings.log_format)
+    trusted = settings.trusted_proxy_networks()
     uvicorn.run(
         "modelgates.app:create_app",
         factory=True,
@@ -163,7 +165,11 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         server_header=False,
-        proxy_headers=True,
+        # X-Forwarded-For/-Proto only from MODELGATES_TRUSTED_PROXIES (default: from
+        # nobody; uvicorn's own default would trust 127.0.0.1, so any local process
+        # could choose its address for the per-address limits).
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         # Our access log (modelgates.access, with the request id) replaces uvicorn's,
         # and our handler (JSON or text) replaces uvicorn's logging config.
         access_log=False,
@@ -191,7 +197,7 @@ def users_create(email: str, password_stdin: bool, database_url: str | None) -> 
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     user = _run(lambda svc: svc.users.create(email, password), database_url)
-    click.echo(f"created user {user.id} <{user.email}>")
+    click.echo(f"created user {user.id} <{printable(user.email)}>")
 
 
 @main.group()
@@ -268,8 +274,9 @@ def keys_list(email: str, database_url: str | None) -> None:
     for key in found:
         limit = "-" if key.limit is None else f"{to_usd(key.limit):.2f}"
         status = "disabled" if key.disabled else "active"
+        label = printable(key.label)[:24]
         click.echo(
-            f"{key.hash:<64}  {key.label[:24]:<24}  {limit:>10}  {key.limit_reset or '-':<7}"
+            f"{key.hash:<64}  {label:<24}  {limit:>10}  {key.limit_reset or '-':<7}"
             f"  {status:<8}  {isoformat(key.expires_at) or '-'}"
         )
 
@@ -281,6 +288,37 @@ def keys_revoke(key_hash: str, database_url: str | None) -> None:
     """Revoke a key for good, by its hash."""
     _run(lambda svc: svc.keys.revoke(key_hash, actor=audit.CLI), database_url)
     click.echo(f"revoked {key_hash}")
+
+
+@main.group()
+def apps() -> None:
+    """See and correct apps (one per callback origin; names are self-declared)."""
+
+
+@apps.command("list")
+@database_option
+def apps_list(database_url: str | None) -> None:
+    """List every app: its id, origin (its identity) and name."""
+    found = _run(lambda svc: svc.apps.all(), database_url)
+    if not found:
+        click.echo("no apps")
+        return
+    click.echo(f"{'ID':>6}  {'ORIGIN':<40}  {'CREATED':<20}  NAME")
+    for app in found:
+        created = (isoformat(app.created_at) or "")[:19]
+        click.echo(
+            f"{app.id:>6}  {printable(app.origin):<40}  {created:<20}  {printable(app.name)}"
+        )
+
+
+@apps.command("rename")
+@click.argument("app_id", metavar="APP_ID", type=click.IntRange(1))
+@click.argument("name")
+@database_option
+def apps_rename(app_id: int, name: str, database_url: str | None) -> None:
+    """Rename app APP_ID to NAME (recorded in the audit trail as app.renamed)."""
+    renamed = _run(lambda svc: svc.apps.rename(app_id, name, actor=audit.CLI), database_url)
+    click.echo(f"app {renamed.id} ({printable(renamed.origin)}) is now {printable(renamed.name)!r}")
 
 
 @main.group()
@@ -338,8 +376,10 @@ def audit_trail(
     for event in found:
         detail = "" if not event.detail else " " + json.dumps(event.detail, sort_keys=True)
         click.echo(
-            f"{isoformat(event.at)}  {event.event:<24}  key={event.key_hash or '-'}"
-            f"  by={event.actor}{detail}"
+            printable(
+                f"{isoformat(event.at)}  {event.event:<24}  key={event.key_hash or '-'}"
+                f"  by={event.actor}{detail}"
+            )
         )
 
 
@@ -377,7 +417,10 @@ def login(server: str, label: str | None, no_browser: bool, timeout: float) -> N
         raise click.ClickException(str(exc)) from exc
     except ModelGatesClientError as exc:
         raise click.ClickException(f"login failed: {exc}") from exc
-    click.echo(f"Logged in to {new.server}: key {new.label!r} (hash {new.hash}), saved in {path}")
+    click.echo(
+        f"Logged in to {new.server}: key {printable(new.label)!r} (hash {new.hash}),"
+        f" saved in {path}"
+    )
 
 
 @main.command()
@@ -415,4 +458,4 @@ def whoami(server: str | None) -> None:
         ("expires", info.expires_at.isoformat() if info.expires_at else "never"),
     ]  # fmt: skip
     for name, value in rows:
-        click.echo(f"{name + ':':<11}{value}")
+        click.echo(f"{name + ':':<11}{printable(str(value))}")

@@ -53,8 +53,8 @@ class Services:
         limiter: RateLimiter | None = None,
     ) -> Services:
         gateway = gateway or GatewayConfig()
-        apps = AppService(store, clock=clock)
         audit = AuditLog(store, clock=clock)
+        apps = AppService(store, audit, clock=clock)
         keys = KeyService(store, audit, clock=clock)
         metering = MeteringService(store, clock=clock, ttl_seconds=gateway.reservation_ttl_seconds)
         return cls(

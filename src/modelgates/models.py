@@ -87,6 +87,8 @@ class AuthCode:
     created_at: datetime
     expires_at: datetime
     code_challenge: str | None = None
+    """As stored (:func:`modelgates.pkce.stored_challenge`): an S256 challenge as
+    sent, a ``plain`` one (the verifier itself) only as its S256 form."""
     code_challenge_method: Method | None = None
     key_label: str | None = None
     limit: int | None = None

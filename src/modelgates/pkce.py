@@ -56,6 +56,25 @@ def verifier_matches(verifier: str, challenge: str, method: Method) -> bool:
     return hmac.compare_digest(expected.encode("ascii"), challenge.encode("utf-8"))
 
 
+def stored_challenge(challenge: str, method: Method) -> str:
+    """What a code keeps of its challenge: S256 as sent; ``plain`` in its S256 form.
+
+    A ``plain`` challenge *is* the verifier, so storing it would keep a secret at
+    rest for as long as the code is kept (a day after use). Its SHA-256 is enough:
+    the check is an equality (:func:`verifier_proves_stored`), and the same
+    challenge still maps to the same stored value (the 409 for a live challenge).
+    """
+    return s256(challenge) if method == "plain" else challenge
+
+
+def verifier_proves_stored(verifier: str, stored: str, method: Method) -> bool:
+    """RFC 7636 §4.6 against a :func:`stored_challenge`, in constant time: for both
+    methods the stored value is the verifier's S256 transform."""
+    if not is_valid_verifier(verifier):
+        return False
+    return hmac.compare_digest(s256(verifier).encode("ascii"), stored.encode("utf-8"))
+
+
 def generate_verifier() -> str:
     """32 random bytes, base64url without padding: the RFC's recommended 43 chars."""
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")

@@ -7,7 +7,10 @@ three calls:
 - ``hit(rule, key)`` counts one hit and says whether it was allowed;
 - ``peek(rule, key)`` says whether a hit would be allowed, counting nothing
   (for limits on *failures*: peek before the attempt, ``hit`` on failure);
-- ``clear(rule, key)`` forgets the key's count (a successful log-in).
+- ``clear(rule, key)`` forgets the key's count (a successful log-in);
+- ``count(rule, key)`` is ``hit`` that can be taken back with ``uncount``: for
+  limits on attempts whose outcome is known only after an await (a log-in counts
+  before its password check, so concurrent attempts cannot all pass a peek).
 
 Windows are aligned to the epoch (``floor(now / window)``), so every process
 agrees on when a window resets: ``X-RateLimit-Reset`` is the window's end.
@@ -81,6 +84,16 @@ class Decision:
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(int(self.reset_at * 1000)),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A hit already counted, which :meth:`RateLimiter.uncount` takes back."""
+
+    decision: Decision
+    counter: str | None
+    """The window counter that was raised; ``None`` when the rule is off."""
+    window_seconds: int
 
 
 class TooManyRequests(ModelGatesError):
@@ -260,12 +273,24 @@ class RateLimiter:
 
     async def hit(self, rule: Rule, key: str, amount: int = 1) -> Decision:
         """Count ``amount`` hits of ``key`` and decide on them."""
+        return (await self.count(rule, key, amount)).decision
+
+    async def count(self, rule: Rule, key: str, amount: int = 1) -> Counted:
+        """Count ``amount`` hits of ``key`` atomically and decide on them; the result can
+        be taken back (:meth:`uncount`), in the window it was counted in."""
         now = self._clock()
         if rule.limit <= 0:
-            return _decide(Rule(rule.scope, 1, rule.window_seconds), 0, now, counted=True)
+            off = _decide(Rule(rule.scope, 1, rule.window_seconds), 0, now, counted=True)
+            return Counted(off, None, rule.window_seconds)
         index, _ = _window(rule, now)
-        count = await self.counters.add(self._name(rule, key, index), amount, rule.window_seconds)
-        return _decide(rule, count, now, counted=True)
+        name = self._name(rule, key, index)
+        count = await self.counters.add(name, amount, rule.window_seconds)
+        return Counted(_decide(rule, count, now, counted=True), name, rule.window_seconds)
+
+    async def uncount(self, counted: Counted, amount: int = 1) -> None:
+        """Take back ``amount`` hits that :meth:`count` counted."""
+        if counted.counter is not None:
+            await self.counters.add(counted.counter, -amount, counted.window_seconds)
 
     async def peek(self, rule: Rule, key: str) -> Decision:
         """Whether one more hit of ``key`` would be allowed; counts nothing."""

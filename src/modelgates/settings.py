@@ -7,6 +7,7 @@ with a one-line message naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -70,6 +71,15 @@ class Settings:
     """How often expired codes, sessions and reservations are purged (0: never)."""
     generation_retention_days: int = 90
     """How long generation records are kept (the keys' usage totals are kept for good)."""
+    trusted_proxies: str | None = None
+    """Comma-separated addresses/CIDRs of reverse proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed; none by default (a client cannot pick its own
+    address for the per-address limits)."""
+
+    def trusted_proxy_networks(self) -> list[str]:
+        """:attr:`trusted_proxies` as normalised networks (``10.0.0.1`` → ``10.0.0.1/32``)."""
+        entries = [part.strip() for part in (self.trusted_proxies or "").split(",")]
+        return [str(ipaddress.ip_network(entry, strict=False)) for entry in entries if entry]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +137,13 @@ class Settings:
             raise SettingsError(
                 f"{ENV_PREFIX}GENERATION_RETENTION_DAYS must be between 1 and 36500"
             )
+        try:
+            self.trusted_proxy_networks()
+        except ValueError as exc:
+            raise SettingsError(
+                f"{ENV_PREFIX}TRUSTED_PROXIES must be comma-separated IP addresses or"
+                f" networks (CIDR): {exc}"
+            ) from exc
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(
                 f"{ENV_PREFIX}DATABASE_URL must start with sqlite:/// or postgresql://"

@@ -163,7 +163,11 @@ def test_consent_flow_to_a_working_key_then_revoke(
     if database_url.startswith("sqlite"):
         _shot(page, "login")
     _sign_in(page)
-    expect(page.get_by_role("heading", level=1)).to_contain_text("is requesting to use your models")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text("is requesting to use your models")
+    # The callback's origin is the app's identity; its name is secondary, self-declared.
+    expect(heading).to_contain_text(f"http://127.0.0.1:{callback.port}")
+    expect(page.locator(".app-claim")).to_contain_text("self-declared")
     expect(page.locator("body")).to_contain_text(callback.url)
     page.get_by_label("Credit limit (USD)").fill("5")
     page.get_by_label("Limit reset").select_option("weekly")

@@ -69,7 +69,8 @@ async def create_auth_code(request: Request) -> Response:
 
 
 def client_address(request: Request) -> str:
-    """The client's address (uvicorn resolves ``X-Forwarded-For`` from trusted proxies)."""
+    """The client's address (``X-Forwarded-For`` is resolved by uvicorn, and only from
+    the proxies in ``MODELGATES_TRUSTED_PROXIES``)."""
     return request.client.host if request.client else "unknown"
 
 

@@ -17,6 +17,7 @@ KEY_ENABLED = "key.enabled"
 KEY_REVOKED = "key.revoked"
 REPLAY_DETECTED = "code.replay_detected"
 EXPIRED_USE_REFUSED = "key.expired_use_refused"
+APP_RENAMED = "app.renamed"
 
 CLI = "cli"
 SYSTEM = "system"

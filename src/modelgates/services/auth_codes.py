@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from modelgates import metrics, pkce, tokens
 from modelgates.callbacks import Callback, CallbackRejected, check_callback
@@ -36,9 +36,17 @@ def parse_rfc3339(text: str, *, field: str) -> datetime:
             field=field,
         )
     try:
-        return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError as exc:
         raise BadRequest(f"{field} is not a valid date-time", field=field) from exc
+    try:
+        # 9999-12-31T23:59:59-01:00 is valid RFC 3339 but lies in the year 10000 in
+        # UTC, past what any datetime (or comparison with one) can hold.
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise BadRequest(
+            f"{field} must be between the years 0001 and 9999 in UTC", field=field
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +214,11 @@ class AuthCodeService:
             callback_url=callback_url,
             created_at=now,
             expires_at=now + timedelta(seconds=self._settings.code_ttl_seconds),
-            code_challenge=terms.challenge,
+            code_challenge=(
+                None
+                if terms.challenge is None or terms.method is None
+                else pkce.stored_challenge(terms.challenge, terms.method)
+            ),
             code_challenge_method=terms.method,
             key_label=terms.label,
             limit=terms.limit,

@@ -59,7 +59,7 @@ def verifier_proves(code: AuthCode, verifier: str | None) -> bool:
         return verifier is None
     if verifier is None:
         return False
-    return pkce.verifier_matches(verifier, code.code_challenge, code.code_challenge_method)
+    return pkce.verifier_proves_stored(verifier, code.code_challenge, code.code_challenge_method)
 
 
 class ExchangeService:

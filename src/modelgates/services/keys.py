@@ -11,6 +11,7 @@ from typing import Any
 from msgspec import UNSET, UnsetType
 
 from modelgates import metrics, tokens
+from modelgates.display import display_string_problem
 from modelgates.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from modelgates.models import ApiKey, User
 from modelgates.money import MAX_LIMIT_USD, to_nanos, to_usd
@@ -30,7 +31,7 @@ MANAGEMENT_ONLY = "Only management keys can perform this operation"
 RESOURCE_NOT_FOUND = "Resource not found"
 PAGE_SIZE = 100
 
-_KEY_HASH = re.compile(r"[0-9a-f]{64}")
+KEY_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def check_limit(limit: float | None, *, field: str = "limit") -> int | None:
@@ -45,12 +46,16 @@ def check_limit(limit: float | None, *, field: str = "limit") -> int | None:
 
 
 def check_label(label: str | None, *, field: str) -> str | None:
-    """1–100 characters after trimming; ``None`` stays ``None``."""
+    """1–100 characters after trimming, safe to show (:mod:`modelgates.display`);
+    ``None`` stays ``None``."""
     if label is None:
         return None
     trimmed = label.strip()
     if not 1 <= len(trimmed) <= MAX_LABEL_LENGTH:
         raise BadRequest(f"{field} must be 1-{MAX_LABEL_LENGTH} characters", field=field)
+    problem = display_string_problem(trimmed)
+    if problem is not None:
+        raise BadRequest(f"{field} {problem}", field=field)
     return trimmed
 
 
@@ -199,7 +204,7 @@ class KeyService:
     async def get_owned(self, caller: ApiKey, key_hash: str) -> ApiKey:
         """The unrevoked key ``key_hash`` of the caller's user; 404 for anything else
         (malformed, unknown, revoked, or another user's: all look alike)."""
-        if not _KEY_HASH.fullmatch(key_hash):
+        if not KEY_HASH.fullmatch(key_hash):
             raise NotFound(RESOURCE_NOT_FOUND)
         key = await self._store.get_key(key_hash)
         if key is None or key.revoked_at is not None or key.user_id != caller.user_id:

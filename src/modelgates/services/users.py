@@ -7,17 +7,20 @@ import secrets
 import uuid
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from modelgates.errors import BadRequest, DuplicateEmail
 from modelgates.models import User
+from modelgates.passwords import Passwords
 from modelgates.services import Clock, system_clock
 from modelgates.store import Store
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 WORKSPACE_CACHE_SIZE = 100_000
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+"
+_EMAIL = re.compile(rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}")
+"""One ``@``, no spaces, no control characters (a NUL cannot even be stored on
+PostgreSQL) and no bidirectional controls."""
 
 
 def normalise_email(email: str) -> str:
@@ -31,7 +34,8 @@ class UserService:
     def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
         self._store = store
         self._clock = clock
-        self._hasher = PasswordHasher()  # argon2id with the library's current defaults
+        self.passwords = Passwords()
+        """argon2id, in worker threads: a check never runs on the event loop."""
         self._workspaces: dict[str, str] = {}
 
     async def create(self, email: str, password: str) -> User:
@@ -47,7 +51,7 @@ class UserService:
         user = User(
             id="user_" + secrets.token_urlsafe(18),
             email=address,
-            password_hash=self._hasher.hash(password),
+            password_hash=await self.passwords.hash(password),
             workspace_id=str(uuid.uuid4()),
             created_at=self._clock(),
         )
@@ -71,15 +75,21 @@ class UserService:
         return found
 
     async def get_by_email(self, email: str) -> User | None:
-        return await self._store.get_user_by_email(normalise_email(email))
+        """The user with this address; an address no user can have is not looked up."""
+        address = normalise_email(email)
+        if len(address) > 254 or not _EMAIL.fullmatch(address):
+            return None
+        return await self._store.get_user_by_email(address)
 
     async def authenticate(self, email: str, password: str) -> User | None:
-        """The user if the password matches, else ``None`` (same cost either way)."""
+        """The user if the password matches, else ``None`` (same cost either way).
+
+        Raises :class:`~modelgates.passwords.PasswordChecksBusy` (429) when too many
+        checks are already running or waiting.
+        """
         user = await self.get_by_email(email)
         candidate = user.password_hash if user else _DUMMY_HASH
-        try:
-            self._hasher.verify(candidate, password)
-        except (VerificationError, InvalidHashError):
+        if not await self.passwords.verify(candidate, password):
             return None
         return user
 

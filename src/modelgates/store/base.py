@@ -151,6 +151,14 @@ class Store(Protocol):
         """The app of ``origin`` if it exists; never creates one."""
         ...
 
+    async def list_apps(self) -> list[App]:
+        """Every app, oldest first (for the operator)."""
+        ...
+
+    async def rename_app(self, app_id: int, name: str) -> App | None:
+        """Set the app's name; the renamed app, or ``None`` if there is no such app."""
+        ...
+
     # page sessions ----------------------------------------------------
     async def create_session(self, session: WebSession) -> None: ...
 

@@ -285,6 +285,15 @@ class PostgresStore:
         row = await self._one("SELECT * FROM apps WHERE origin = $1", origin)
         return None if row is None else rows.app_from_row(row, _ts)
 
+    async def list_apps(self) -> list[App]:
+        async with self._pool.acquire() as conn:
+            found = await conn.fetch("SELECT * FROM apps ORDER BY id")
+        return [rows.app_from_row(row, _ts) for row in found]
+
+    async def rename_app(self, app_id: int, name: str) -> App | None:
+        row = await self._one("UPDATE apps SET name = $1 WHERE id = $2 RETURNING *", name, app_id)
+        return None if row is None else rows.app_from_row(row, _ts)
+
     # page sessions ----------------------------------------------------
     async def create_session(self, session: WebSession) -> None:
         async with self._pool.acquire() as conn:

@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from modelgates import pkce
 from modelgates.admission import Ask, Budget, Scope, decide
 from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
 from modelgates.models import (
@@ -323,6 +324,7 @@ class SqliteStore:
     # life cycle -------------------------------------------------------
     async def migrate(self) -> list[str]:
         def apply(conn: sqlite3.Connection) -> list[str]:
+            register_migration_functions(conn)
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
@@ -566,6 +568,20 @@ class SqliteStore:
         row = self._one("SELECT * FROM apps WHERE origin = ?", (origin,))
         return None if row is None else rows.app_from_row(row, from_iso)
 
+    async def list_apps(self) -> list[App]:
+        found = self._reader.execute("SELECT * FROM apps ORDER BY id").fetchall()
+        return [rows.app_from_row(row, from_iso) for row in found]
+
+    async def rename_app(self, app_id: int, name: str) -> App | None:
+        def rename(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            if conn.execute("UPDATE apps SET name = ? WHERE id = ?", (name, app_id)).rowcount != 1:
+                return None
+            row: sqlite3.Row = conn.execute("SELECT * FROM apps WHERE id = ?", (app_id,)).fetchone()
+            return row
+
+        row = await self._write(rename)
+        return None if row is None else rows.app_from_row(row, from_iso)
+
     # page sessions ----------------------------------------------------
     async def create_session(self, session: WebSession) -> None:
         def insert(conn: sqlite3.Connection) -> None:
@@ -801,6 +817,12 @@ def _insert_event(conn: sqlite3.Connection, event: AuditEvent) -> None:
         " VALUES (?, ?, ?, ?, ?, ?)",
         (iso(event.at), event.event, event.actor, event.user_id, event.key_hash, detail),
     )
+
+
+def register_migration_functions(conn: sqlite3.Connection) -> None:
+    """The functions the migrations call that SQLite lacks (0007: SHA-256, as
+    :func:`modelgates.pkce.s256`); needed by anything that applies them."""
+    conn.create_function("modelgates_pkce_s256", 1, pkce.s256, deterministic=True)
 
 
 def _statements(script: str) -> list[str]:

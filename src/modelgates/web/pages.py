@@ -25,12 +25,15 @@ from starlette.responses import RedirectResponse, Response
 from modelgates import metrics
 from modelgates.api.state import services
 from modelgates.callbacks import Callback
+from modelgates.dberrors import INVALID_VALUE, client_data_errors
 from modelgates.errors import BadRequest, ModelGatesError
 from modelgates.models import App
+from modelgates.passwords import PasswordChecksBusy
 from modelgates.pkce import Method
 from modelgates.services import audit
 from modelgates.services.apps import HEADLESS_APP_NAME
 from modelgates.services.auth_codes import CodeRequest
+from modelgates.services.keys import KEY_HASH, check_label
 from modelgates.services.sessions import SignedIn
 from modelgates.services.users import normalise_email
 from modelgates.web import security, throttle
@@ -68,6 +71,8 @@ def page(handler: Handler) -> Handler:
         except ModelGatesError as exc:
             title = _TITLES.get(exc.status, "Something went wrong")
             response = error_page(request, exc.status, title, exc.message)
+        except client_data_errors():
+            response = error_page(request, 400, _TITLES[400], INVALID_VALUE)
         except Exception:
             request_id = str(request.scope.get("state", {}).get("request_id", ""))
             log.exception("page failed (request %s)", request_id)
@@ -151,21 +156,27 @@ async def login_submit(request: Request) -> Response:
     next_path = safe_next(form.get("next"))
     account = normalise_email(email)
     address = request.client.host if request.client else "unknown"
-    refusal = await limiter.refusal(account, address)
-    if refusal is not None:
-        wait = refusal.retry_after
+    attempt = await limiter.attempt(account, address)
+    if attempt.refusal is not None:
+        wait = attempt.refusal.retry_after
         metrics.RATE_LIMIT_REFUSALS.labels(scope="login").inc()
         raise PageError(
             429,
             "Too many attempts",
             f"Too many failed sign-ins. Try again in {max(1, round(wait / 60))} minute(s).",
-            headers=refusal.headers(),
+            headers=attempt.refusal.headers(),
         )
-    user = await svc.users.authenticate(email, form.get("password", "")[:1024])
-    if user is None:
-        await limiter.failed(account, address)
+    try:
+        user = await svc.users.authenticate(email, form.get("password", "")[:1024])
+    except PasswordChecksBusy as exc:
+        await limiter.abandoned(attempt)
+        raise PageError(429, "Too many attempts", exc.message, headers=exc.headers) from exc
+    except BaseException:
+        await limiter.abandoned(attempt)
+        raise
+    if user is None:  # the failure stays counted
         return _login_form(request, next_path, email=email, error=GENERIC_LOGIN_FAILURE, status=401)
-    await limiter.succeeded(account)
+    await limiter.succeeded(attempt)
     started = await svc.sessions.start(user, replacing=request.cookies.get(security.SESSION_COOKIE))
     response = see_other(next_path)
     security.set_cookie(
@@ -251,11 +262,16 @@ def parse_auth_request(request: Request) -> AuthRequest:
             raise _invalid("Without a callback_url, a code_challenge is required")
         if method != "S256":
             raise _invalid("Without a callback_url, code_challenge_method must be S256")
+    key_label = query.get("key_label") or None
+    try:  # shown on the page (in headless mode as the app's name): checked like a label
+        check_label(key_label, field="key_label")
+    except BadRequest as exc:
+        raise _invalid(exc.message[:1].upper() + exc.message[1:]) from exc
     return AuthRequest(
         callback=callback,
         challenge=challenge,
         method=method,
-        key_label=query.get("key_label"),
+        key_label=key_label,
         limit=query.get("limit"),
         state=query.get("state"),
     )
@@ -485,7 +501,7 @@ async def keys_revoke(request: Request) -> Response:
     who = security.check_session_csrf(form, await security.signed_in(request))
     key_hash = str(request.path_params["key_hash"]).lower()
     svc = services(request)
-    key = await svc.store.get_key(key_hash) if len(key_hash) == 64 else None
+    key = await svc.store.get_key(key_hash) if KEY_HASH.fullmatch(key_hash) else None
     if key is None or key.user_id != who.user.id or key.revoked_at is not None:
         raise PageError(404, "Key not found", "You have no active key with this id.")
     await svc.keys.revoke(key_hash, actor=audit.user_actor(who.user.id))
