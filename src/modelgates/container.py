@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelgates.catalog import GatewayConfig
+from modelgates.oidc import OidcClient, OidcConfig
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
 from modelgates.services.apps import AppService
@@ -14,6 +15,7 @@ from modelgates.services.exchange import ExchangeService
 from modelgates.services.keys import KeyService
 from modelgates.services.metering import MeteringService
 from modelgates.services.sessions import SessionService
+from modelgates.services.sso import SignOnService
 from modelgates.services.users import UserService
 from modelgates.settings import Settings
 from modelgates.store import Store
@@ -37,6 +39,9 @@ class Services:
     metering: MeteringService
     limiter: RateLimiter
     rules: Rules
+    sign_on: SignOnService
+    oidc: OidcClient | None
+    """The single sign-on provider, or ``None`` when ``MODELGATES_OIDC_ISSUER`` is unset."""
 
     @classmethod
     def build(
@@ -49,6 +54,7 @@ class Services:
         limiter: RateLimiter | None = None,
     ) -> Services:
         gateway = gateway or GatewayConfig()
+        oidc_config = OidcConfig.from_settings(settings)
         apps = AppService(store, clock=clock)
         audit = AuditLog(store, clock=clock)
         keys = KeyService(store, audit, clock=clock)
@@ -69,4 +75,6 @@ class Services:
             ),
             limiter=limiter or limiter_for(settings.redis_url),
             rules=Rules.from_settings(settings),
+            sign_on=SignOnService(store, clock=clock),
+            oidc=OidcClient(oidc_config) if oidc_config else None,
         )

@@ -9,6 +9,7 @@ used codes          ``MODELGATES_USED_CODE_RETENTION_SECONDS`` after use (kept
                     the key it minted)
 page sessions       once expired (log-out deletes its session at once)
 reservations        once expired (a crashed request's hold on a key's budget)
+sign-ins            single sign-ons never completed, once expired
 ==================  ==========================================================
 
 Every statement deletes at most ``BATCH`` rows and batches are separated by a
@@ -41,10 +42,11 @@ class Purged:
     codes: int = 0
     sessions: int = 0
     reservations: int = 0
+    sign_ins: int = 0
 
     @property
     def total(self) -> int:
-        return self.codes + self.sessions + self.reservations
+        return self.codes + self.sessions + self.reservations + self.sign_ins
 
 
 async def _drain(delete_batch: Callable[[int], Awaitable[int]], batch: int, pause: float) -> int:
@@ -68,6 +70,7 @@ async def purge_once(
         codes=await _drain(lambda n: store.purge_codes(now, used_before, n), batch, pause),
         sessions=await _drain(lambda n: store.purge_sessions(now, n), batch, pause),
         reservations=await _drain(lambda n: store.purge_reservations(now, n), batch, pause),
+        sign_ins=await _drain(lambda n: store.purge_sign_ins(now, n), batch, pause),
     )
 
 
@@ -83,10 +86,11 @@ async def _run_forever(services: Services, interval: float, first_delay: float) 
         else:
             if purged.total:
                 log.info(
-                    "purged %d code(s), %d session(s), %d reservation(s)",
+                    "purged %d code(s), %d session(s), %d reservation(s), %d sign-in(s)",
                     purged.codes,
                     purged.sessions,
                     purged.reservations,
+                    purged.sign_ins,
                 )
         await asyncio.sleep(interval)
 

@@ -74,14 +74,16 @@ class UserService:
         return await self._store.get_user_by_email(normalise_email(email))
 
     async def authenticate(self, email: str, password: str) -> User | None:
-        """The user if the password matches, else ``None`` (same cost either way)."""
+        """The user if the password matches, else ``None`` (same cost either way).
+
+        An account made by single sign-on has no password: it never matches."""
         user = await self.get_by_email(email)
-        candidate = user.password_hash if user else _DUMMY_HASH
+        candidate = user.password_hash if user and user.has_password else _DUMMY_HASH
         try:
             self._hasher.verify(candidate, password)
         except (VerificationError, InvalidHashError):
             return None
-        return user
+        return user if user is not None and user.has_password else None
 
 
 _DUMMY_HASH = PasswordHasher().hash("not-a-real-password")
