@@ -12,7 +12,8 @@
 //   POST /admin/rotate     a new signing key replaces the old one (the JWKS changes)
 //   POST /admin/tamper     {"mode": "foreign"|"aud"|"iss"|"expired"|"nonce"}: the next
 //                          token response carries an ID token spoiled that way
-// Prints "READY <port>" once it listens; stops on SIGTERM.
+// Its pages load nothing from outside loopback. Prints "READY <port>" once it
+// listens; stops on SIGTERM.
 
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -71,8 +72,17 @@ function build(key) {
     },
   });
   provider.proxy = false;
+  provider.use(localOnly);
   provider.use(spoilIdToken);
   return provider;
+}
+
+// The package's development pages import a web font; the tests stay on loopback.
+async function localOnly(ctx, next) {
+  await next();
+  if (typeof ctx.body === 'string' && ctx.body.includes('@import url(https:')) {
+    ctx.body = ctx.body.replace(/@import url\(https:[^)]*\);?/g, '');
+  }
 }
 
 async function spoilIdToken(ctx, next) {
