@@ -480,3 +480,25 @@ async def test_pages_without_sso_configured(store: Store, clock: FakeClock) -> N
         assert (await app.get("/auth/oidc/callback?state=x&code=y")).status_code == 404
         assert "Sign in with" not in (await app.get("/login")).text
         assert (await app.get("/logout")).headers["location"] == "/login"
+
+
+async def test_metadata_is_cached_and_a_failed_refresh_keeps_the_last_copy(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from modelgates.oidc import METADATA_TTL_SECONDS, OidcClient, OidcConfig
+
+    now = [0.0]
+    with running_provider([CALLBACK]) as own:
+        config = OidcConfig.from_settings(sso_settings(own.issuer))
+        assert config is not None
+        client = OidcClient(config, clock=lambda: now[0])
+        first = await client.authorization_url(state="s1", nonce="n1", code_verifier="v" * 43)
+        assert first.startswith(own.issuer + "/auth?")
+    # The provider is gone; within the TTL the cached metadata serves.
+    second = await client.authorization_url(state="s2", nonce="n2", code_verifier="v" * 43)
+    assert second.startswith(own.issuer + "/auth?")
+    # Past the TTL the refresh fails: the last good copy is kept, with a warning.
+    now[0] += METADATA_TTL_SECONDS + 1
+    third = await client.authorization_url(state="s3", nonce="n3", code_verifier="v" * 43)
+    assert third.startswith(own.issuer + "/auth?")
+    assert "metadata refresh failed, keeping the last" in caplog.text
