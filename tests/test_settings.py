@@ -165,6 +165,14 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_PURGE_INTERVAL_SECONDS": "60",
         "MODELGATES_GENERATION_RETENTION_DAYS": "7",
         "MODELGATES_TRUSTED_PROXIES": "10.0.0.1",
+        "MODELGATES_OIDC_ISSUER": "https://idp.example.com/realms/team",
+        "MODELGATES_OIDC_CLIENT_ID": "modelgates",
+        "MODELGATES_OIDC_CLIENT_SECRET": "client-secret",
+        "MODELGATES_OIDC_ALLOWED_DOMAINS": "example.com",
+        "MODELGATES_OIDC_DISPLAY_NAME": "Keycloak",
+        "MODELGATES_OIDC_SCOPES": "openid email profile groups",
+        "MODELGATES_OIDC_ADMIN_GROUPS": "gateway-admins",
+        "MODELGATES_PASSWORD_LOGIN": "false",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
@@ -315,3 +323,81 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
     for bad in ("*", "proxy.internal", "10.0.0.0/33"):
         with pytest.raises(SettingsError, match="MODELGATES_TRUSTED_PROXIES"):
             Settings.from_env({"MODELGATES_TRUSTED_PROXIES": bad})
+
+
+# --- single sign-on -------------------------------------------------------------
+
+SSO = {
+    "MODELGATES_OIDC_ISSUER": "https://idp.example.com/realms/team",
+    "MODELGATES_OIDC_CLIENT_ID": "modelgates",
+    "MODELGATES_OIDC_CLIENT_SECRET": "client-secret",
+    "MODELGATES_PUBLIC_URL": "https://gw.example.com",
+}
+
+
+def test_sso_defaults_and_secret_not_in_repr() -> None:
+    settings = Settings.from_env(SSO)
+    assert settings.oidc_enabled
+    assert settings.oidc_display_name == "single sign-on"
+    assert settings.oidc_scopes == "openid email profile"
+    assert settings.password_login is True
+    assert "client-secret" not in repr(settings)
+    assert not Settings().oidc_enabled
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://idp.example.com",
+        "http://127.0.0.1:8080/realms/dev",
+        "http://localhost:9000",
+        "http://[::1]:9000/",
+    ],
+)
+def test_issuer_https_or_loopback_http(issuer: str) -> None:
+    assert Settings.from_env({**SSO, "MODELGATES_OIDC_ISSUER": issuer}).oidc_issuer == issuer
+
+
+@pytest.mark.parametrize(
+    ("issuer", "message"),
+    [
+        ("http://idp.example.com", "must use https"),
+        ("http://10.0.0.5:8080", "must use https"),
+        ("ftp://idp.example.com", "absolute https URL"),
+        ("idp.example.com", "absolute https URL"),
+        ("https://idp.example.com/?realm=x", "no query"),
+        ("https://user@idp.example.com", "user information"),
+    ],
+)
+def test_bad_issuer_is_refused(issuer: str, message: str) -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_OIDC_ISSUER") as raised:
+        Settings.from_env({**SSO, "MODELGATES_OIDC_ISSUER": issuer})
+    assert message in str(raised.value)
+
+
+def test_sso_without_public_url_is_refused_in_one_line() -> None:
+    env = {k: v for k, v in SSO.items() if k != "MODELGATES_PUBLIC_URL"}
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(env)
+    message = str(raised.value)
+    assert message.startswith("MODELGATES_PUBLIC_URL is required with MODELGATES_OIDC_ISSUER")
+    assert "/auth/oidc/callback" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("missing", ["MODELGATES_OIDC_CLIENT_ID", "MODELGATES_OIDC_CLIENT_SECRET"])
+def test_sso_needs_its_client(missing: str) -> None:
+    env = {k: v for k, v in SSO.items() if k != missing}
+    with pytest.raises(SettingsError, match=f"{missing} is required"):
+        Settings.from_env(env)
+
+
+def test_password_login_off_needs_sso() -> None:
+    with pytest.raises(SettingsError, match="PASSWORD_LOGIN=false needs MODELGATES_OIDC_ISSUER"):
+        Settings.from_env({"MODELGATES_PASSWORD_LOGIN": "false"})
+    assert not Settings.from_env({**SSO, "MODELGATES_PASSWORD_LOGIN": "false"}).password_login
+
+
+def test_scopes_must_include_openid() -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_OIDC_SCOPES must include openid"):
+        Settings.from_env({**SSO, "MODELGATES_OIDC_SCOPES": "email profile"})

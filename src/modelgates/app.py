@@ -31,6 +31,7 @@ from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
+from modelgates.web import oidc as sign_on_pages
 from modelgates.web import pages
 from modelgates.web.templates import STATIC
 
@@ -82,6 +83,14 @@ def page_routes() -> list[BaseRoute]:
         Route("/login", pages.login_page, methods=["GET"], include_in_schema=False),
         Route("/login", pages.login_submit, methods=["POST"], include_in_schema=False),
         Route("/logout", pages.logout, methods=["POST"], include_in_schema=False),
+        Route("/logout", sign_on_pages.signed_out, methods=["GET"], include_in_schema=False),
+        Route("/auth/oidc/login", sign_on_pages.start, methods=["GET"], include_in_schema=False),
+        Route(
+            "/auth/oidc/callback",
+            sign_on_pages.callback,
+            methods=["GET"],
+            include_in_schema=False,
+        ),
         Route("/keys", pages.keys_page, methods=["GET"], include_in_schema=False),
         Route("/keys", pages.keys_create, methods=["POST"], include_in_schema=False),
         Route(

@@ -20,6 +20,7 @@ from modelgates.container import Services
 from modelgates.display import printable
 from modelgates.errors import ModelGatesError
 from modelgates.money import to_usd
+from modelgates.oidc import OidcClient, OidcConfig, ProviderUnavailable
 from modelgates.services import audit
 from modelgates.services.auth_codes import parse_rfc3339
 from modelgates.services.keys import isoformat
@@ -142,6 +143,7 @@ def serve(
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from exc
         os.environ[ENV_PREFIX + "CONFIG"] = settings.config
+    sign_on = _check_sign_on(settings)
     applied = _run(lambda svc: svc.store.migrate(), settings.database_url, migrate=False)
     os.environ[ENV_PREFIX + "DATABASE_URL"] = settings.database_url
     click.echo(f"ModelGates: database {describe_database(settings.database_url)}")
@@ -153,6 +155,11 @@ def serve(
         )
     else:
         click.echo("ModelGates: no gateway config (--config); model routes answer 503")
+    if sign_on is not None:
+        click.echo(
+            f"ModelGates: single sign-on with {sign_on.issuer}"
+            f" (redirect URI {sign_on.redirect_uri})"
+        )
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"ModelGates: listening on http://{shown_host}:{port} ({workers} worker(s))")
     logs.configure(settings.log_level, settings.log_format)
@@ -179,6 +186,17 @@ def serve(
         h11_max_incomplete_event_size=serving.H11_MAX_INCOMPLETE_EVENT_SIZE,
         timeout_graceful_shutdown=serving.TIMEOUT_GRACEFUL_SHUTDOWN,
     )
+
+
+def _check_sign_on(settings: Settings) -> OidcConfig | None:
+    """Reach the provider once before serving: a bad issuer is one ``Error:`` line."""
+    config = OidcConfig.from_settings(settings)
+    if config is not None:
+        try:
+            asyncio.run(OidcClient(config).check())
+        except ProviderUnavailable as exc:
+            raise click.ClickException(f"single sign-on: {exc}") from exc
+    return config
 
 
 @main.group()

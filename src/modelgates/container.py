@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from modelgates.catalog import GatewayConfig
 from modelgates.gateway.metered import MeteredGateway
+from modelgates.oidc import OidcClient, OidcConfig
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
 from modelgates.services.apps import AppService
@@ -16,6 +17,7 @@ from modelgates.services.generations import GenerationService
 from modelgates.services.keys import KeyService
 from modelgates.services.metering import MeteringService
 from modelgates.services.sessions import SessionService
+from modelgates.services.sso import SignOnService
 from modelgates.services.users import UserService
 from modelgates.settings import Settings
 from modelgates.store import Store
@@ -41,6 +43,9 @@ class Services:
     generations: GenerationService
     limiter: RateLimiter
     rules: Rules
+    sign_on: SignOnService
+    oidc: OidcClient | None
+    """The single sign-on provider, or ``None`` when ``MODELGATES_OIDC_ISSUER`` is unset."""
 
     @classmethod
     def build(
@@ -53,6 +58,7 @@ class Services:
         limiter: RateLimiter | None = None,
     ) -> Services:
         gateway = gateway or GatewayConfig()
+        oidc_config = OidcConfig.from_settings(settings)
         audit = AuditLog(store, clock=clock)
         apps = AppService(store, audit, clock=clock)
         keys = KeyService(store, audit, clock=clock)
@@ -74,4 +80,6 @@ class Services:
             generations=GenerationService(store),
             limiter=limiter or limiter_for(settings.redis_url),
             rules=Rules.from_settings(settings),
+            sign_on=SignOnService(store, clock=clock),
+            oidc=OidcClient(oidc_config) if oidc_config else None,
         )

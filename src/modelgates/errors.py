@@ -93,6 +93,10 @@ class DuplicateEmail(StoreError):
     """Raised by ``Store.create_user`` when the e-mail address is taken."""
 
 
+class DuplicateIdentity(StoreError):
+    """Raised by ``Store.create_user`` when the provider identity is already linked."""
+
+
 class BadGateway(ModelGatesError):
     """Raised when the upstream cannot be reached or fails (5xx, broken answer)."""
 

@@ -26,13 +26,47 @@ from modelgates.windows import Reset, UsageCounters
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """An account: signs in to the consent page, owns keys."""
+    """An account: signs in to the consent page, owns keys.
+
+    ``password_hash`` is empty for an account made by single sign-on: it has no
+    password, and the password form never accepts it.
+    """
 
     id: str
     email: str
     password_hash: str
     workspace_id: str
     created_at: datetime
+    is_admin: bool = False
+    """Set from the provider's ``groups`` claim at each single sign-on when
+    ``MODELGATES_OIDC_ADMIN_GROUPS`` is configured."""
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderIdentity:
+    """A person as an OpenID Connect provider names them: its issuer and their ``sub``."""
+
+    issuer: str
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignIn:
+    """A single sign-on started by one browser, waiting for the provider's answer.
+
+    Only hashes are kept: of the ``state`` sent to the provider and of the browser's
+    ``mg_oidc`` cookie, which the callback must carry. Taken (deleted) exactly once.
+    """
+
+    state_hash: str
+    browser_hash: str
+    next_path: str
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ page sessions       once expired (log-out deletes its session at once)
 reservations        once expired (a crashed request's hold on a key's budget)
 generation records  ``MODELGATES_GENERATION_RETENTION_DAYS`` after the request
                     (the keys' usage counters keep their totals)
+sign-ins            single sign-ons never completed, once expired
 ==================  ==========================================================
 
 Every statement deletes at most ``BATCH`` rows and batches are separated by a
@@ -44,10 +45,11 @@ class Purged:
     sessions: int = 0
     reservations: int = 0
     generations: int = 0
+    sign_ins: int = 0
 
     @property
     def total(self) -> int:
-        return self.codes + self.sessions + self.reservations + self.generations
+        return self.codes + self.sessions + self.reservations + self.generations + self.sign_ins
 
 
 async def _drain(delete_batch: Callable[[int], Awaitable[int]], batch: int, pause: float) -> int:
@@ -75,6 +77,7 @@ async def purge_once(
         generations=await _drain(
             lambda n: store.purge_generations(records_before, n), batch, pause
         ),
+        sign_ins=await _drain(lambda n: store.purge_sign_ins(now, n), batch, pause),
     )
 
 
@@ -90,11 +93,13 @@ async def _run_forever(services: Services, interval: float, first_delay: float) 
         else:
             if purged.total:
                 log.info(
-                    "purged %d code(s), %d session(s), %d reservation(s), %d generation(s)",
+                    "purged %d code(s), %d session(s), %d reservation(s), %d generation(s),"
+                    " %d sign-in(s)",
                     purged.codes,
                     purged.sessions,
                     purged.reservations,
                     purged.generations,
+                    purged.sign_ins,
                 )
         await asyncio.sleep(interval)
 

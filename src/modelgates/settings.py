@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -21,6 +22,7 @@ LogFormat = Literal["json", "text"]
 
 ENV_PREFIX = "MODELGATES_"
 DEFAULT_DATABASE_URL = "sqlite:///modelgates.db"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class SettingsError(ValueError):
@@ -75,6 +77,20 @@ class Settings:
     """Comma-separated addresses/CIDRs of reverse proxies whose ``X-Forwarded-For`` and
     ``X-Forwarded-Proto`` are believed; none by default (a client cannot pick its own
     address for the per-address limits)."""
+    oidc_issuer: str | None = None
+    """OpenID Connect provider (``https://idp.example.com/realms/x``): turns single
+    sign-on on. Discovery is at ``<issuer>/.well-known/openid-configuration``."""
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_allowed_domains: str | None = None
+    """Comma-separated e-mail domains that may sign in (unset: any)."""
+    oidc_display_name: str = "single sign-on"
+    """The provider's name on the button: "Sign in with <name>"."""
+    oidc_scopes: str = "openid email profile"
+    oidc_admin_groups: str | None = None
+    """Comma-separated groups (``groups`` claim) whose members are admins."""
+    password_login: bool = True
+    """``false``: no password form; password log-ins are refused (403)."""
 
     def trusted_proxy_networks(self) -> list[str]:
         """:attr:`trusted_proxies` as normalised networks (``10.0.0.1`` → ``10.0.0.1/32``)."""
@@ -148,12 +164,69 @@ class Settings:
             raise SettingsError(
                 f"{ENV_PREFIX}DATABASE_URL must start with sqlite:/// or postgresql://"
             )
+        self._check_sign_on()
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.oidc_issuer is not None
+
+    def _check_sign_on(self) -> None:
+        """Single sign-on needs its three values, a trustworthy issuer and a public URL
+        (the provider must know our redirect URI); someone must be able to sign in."""
+        oidc = ("oidc_issuer", "oidc_client_id", "oidc_client_secret")
+        given = [name for name in oidc if getattr(self, name)]
+        if given and len(given) < len(oidc):
+            missing = next(name for name in oidc if not getattr(self, name))
+            raise SettingsError(
+                f"{ENV_PREFIX}{missing.upper()} is required with {ENV_PREFIX}{given[0].upper()}"
+            )
+        if not self.password_login and not self.oidc_enabled:
+            raise SettingsError(
+                f"{ENV_PREFIX}PASSWORD_LOGIN=false needs {ENV_PREFIX}OIDC_ISSUER"
+                " (else nobody could sign in)"
+            )
+        if self.oidc_issuer is None:
+            return
+        check_issuer(self.oidc_issuer)
+        if not self.public_url:
+            raise SettingsError(
+                f"{ENV_PREFIX}PUBLIC_URL is required with {ENV_PREFIX}OIDC_ISSUER: the provider"
+                " redirects to <MODELGATES_PUBLIC_URL>/auth/oidc/callback"
+            )
+        public = urlsplit(self.public_url)
+        if public.scheme not in {"https", "http"} or not public.hostname:
+            raise SettingsError(f"{ENV_PREFIX}PUBLIC_URL must be an absolute http(s) URL")
+        if "openid" not in self.oidc_scopes.split():
+            raise SettingsError(f"{ENV_PREFIX}OIDC_SCOPES must include openid")
+        if not 1 <= len(self.oidc_display_name.strip()) <= 60:
+            raise SettingsError(f"{ENV_PREFIX}OIDC_DISPLAY_NAME must be 1 to 60 characters")
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields replaced (used by the CLI's options)."""
         settings = replace(self, **changes)  # type: ignore[arg-type]
         settings.check()
         return settings
+
+
+def check_issuer(issuer: str) -> None:
+    """An issuer must be https, or http on a loopback host (development and tests)."""
+    name = f"{ENV_PREFIX}OIDC_ISSUER"
+    try:
+        parts = urlsplit(issuer)
+        host = parts.hostname
+    except ValueError as exc:
+        raise SettingsError(f"{name} is not a valid URL") from exc
+    if not host or parts.scheme not in {"https", "http"}:
+        raise SettingsError(f"{name} must be an absolute https URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise SettingsError(f"{name} must have no query, fragment or user information")
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise SettingsError(f"{name} must use https (http only on 127.0.0.1, localhost or [::1])")
+
+
+def comma_list(text: str | None) -> frozenset[str]:
+    """``"a.com, B.com,"`` → ``{"a.com", "B.com"}`` (blank items dropped)."""
+    return frozenset(item.strip() for item in (text or "").split(",") if item.strip())
 
 
 def _env_message(error: str) -> str:

@@ -65,9 +65,10 @@ def serve(
     env: Mapping[str, str] | None = None,
     workers: int = 1,
     config: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[RunningServer]:
-    """Start ``modelgates serve`` on a free port; stop it (and check it stopped) after."""
-    port = free_port()
+    """Start ``modelgates serve`` on ``port`` (default: a free one); stop it after."""
+    port = port or free_port()
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -85,13 +85,14 @@ class UserService:
         """The user if the password matches, else ``None`` (same cost either way).
 
         Raises :class:`~modelgates.passwords.PasswordChecksBusy` (429) when too many
-        checks are already running or waiting.
+        checks are already running or waiting. An account made by single sign-on has no
+        password: it never matches.
         """
         user = await self.get_by_email(email)
-        candidate = user.password_hash if user else _DUMMY_HASH
+        candidate = user.password_hash if user and user.has_password else _DUMMY_HASH
         if not await self.passwords.verify(candidate, password):
             return None
-        return user
+        return user if user is not None and user.has_password else None
 
 
 _DUMMY_HASH = PasswordHasher().hash("not-a-real-password")

@@ -22,6 +22,8 @@ from modelgates.models import (
     AuditEvent,
     AuthCode,
     Generation,
+    PendingSignIn,
+    ProviderIdentity,
     UsageAudit,
     User,
     WebSession,
@@ -55,13 +57,39 @@ class Store(Protocol):
         ...
 
     # users ------------------------------------------------------------
-    async def create_user(self, user: User) -> None:
-        """Insert ``user``; raise :class:`~modelgates.errors.DuplicateEmail` if taken."""
+    async def create_user(self, user: User, identity: ProviderIdentity | None = None) -> None:
+        """Insert ``user``, linked to ``identity`` in the same transaction when given;
+        raise :class:`~modelgates.errors.DuplicateEmail` if the e-mail is taken, or
+        :class:`~modelgates.errors.DuplicateIdentity` if the identity is linked already
+        (nothing is written then)."""
         ...
 
     async def get_user(self, user_id: str) -> User | None: ...
 
     async def get_user_by_email(self, email: str) -> User | None: ...
+
+    # single sign-on -----------------------------------------------------
+    async def get_user_by_identity(self, identity: ProviderIdentity) -> User | None:
+        """The user linked to the provider identity, or ``None``."""
+        ...
+
+    async def link_identity(self, identity: ProviderIdentity, user_id: str, now: datetime) -> bool:
+        """Link the identity to an existing user; ``False`` (and no change) if it is
+        linked already, to this user or another."""
+        ...
+
+    async def set_user_admin(self, user_id: str, is_admin: bool) -> None: ...
+
+    async def create_sign_in(self, sign_in: PendingSignIn) -> None: ...
+
+    async def take_sign_in(self, state_hash: str, now: datetime) -> PendingSignIn | None:
+        """Delete the sign-in of ``state_hash`` and return it if it was live at ``now``:
+        of any number of concurrent calls, across processes, at most one gets it."""
+        ...
+
+    async def purge_sign_ins(self, now: datetime, limit: int) -> int:
+        """Delete sign-ins that expired at or before ``now`` (never completed)."""
+        ...
 
     # apps -------------------------------------------------------------
     async def get_or_create_app(self, origin: str, name: str, now: datetime) -> App:

@@ -19,7 +19,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from modelgates.admission import Ask, LimitKind, Scope
-from modelgates.errors import ChallengeInUse, DuplicateEmail
+from modelgates.errors import ChallengeInUse, DuplicateEmail, DuplicateIdentity
 from modelgates.models import (
     Admission,
     ApiKey,
@@ -27,6 +27,7 @@ from modelgates.models import (
     AuditEvent,
     AuthCode,
     Generation,
+    ProviderIdentity,
     Refusal,
     UsageAudit,
     User,
@@ -34,6 +35,7 @@ from modelgates.models import (
 )
 from modelgates.store import rows
 from modelgates.store.base import KeyChange, iso, key_changes, migration_files, utc
+from modelgates.store.postgres_sso import PostgresSignOn, insert_identity
 from modelgates.windows import Reset, WindowSpend, window_starts
 
 MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
@@ -50,7 +52,7 @@ _RESERVED_KEY_COLUMNS = ", ".join(
 (``key_from_row`` reads by position; the table's own order may change)."""
 
 
-class PostgresStore:
+class PostgresStore(PostgresSignOn):
     """:class:`~modelgates.store.base.Store` on PostgreSQL."""
 
     dialect = "postgres"
@@ -96,16 +98,22 @@ class PostgresStore:
         await self._one("SELECT 1")
 
     # users ------------------------------------------------------------
-    async def create_user(self, user: User) -> None:
-        try:
-            async with self._pool.acquire() as conn:
+    async def create_user(self, user: User, identity: ProviderIdentity | None = None) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
                 await conn.execute(
-                    "INSERT INTO users (id, email, password_hash, workspace_id, created_at)"
-                    " VALUES ($1, $2, $3, $4, $5)",
-                    user.id, user.email, user.password_hash, user.workspace_id, user.created_at,
+                    "INSERT INTO users"
+                    " (id, email, password_hash, workspace_id, created_at, is_admin)"
+                    " VALUES ($1, $2, $3, $4, $5, $6)",
+                    user.id, user.email, user.password_hash, user.workspace_id,
+                    user.created_at, user.is_admin,
                 )  # fmt: skip
-        except asyncpg.UniqueViolationError as exc:
-            raise DuplicateEmail(user.email) from exc
+            except asyncpg.UniqueViolationError as exc:
+                raise DuplicateEmail(user.email) from exc
+            if identity is not None and not await insert_identity(
+                conn, identity, user.id, user.created_at
+            ):
+                raise DuplicateIdentity(identity.subject)
 
     async def get_user(self, user_id: str) -> User | None:
         row = await self._one("SELECT * FROM users WHERE id = $1", user_id)

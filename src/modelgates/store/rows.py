@@ -13,7 +13,16 @@ from typing import Any, Protocol, cast
 
 import msgspec
 
-from modelgates.models import ApiKey, App, AuditEvent, AuthCode, Generation, User, WebSession
+from modelgates.models import (
+    ApiKey,
+    App,
+    AuditEvent,
+    AuthCode,
+    Generation,
+    PendingSignIn,
+    User,
+    WebSession,
+)
 from modelgates.money import MAX_COUNTER_NANOS
 from modelgates.pkce import Method
 from modelgates.windows import Reset, UsageCounters, WindowSpend
@@ -59,6 +68,7 @@ def user_from_row(row: Row, ts: TimestampIn) -> User:
         password_hash=row["password_hash"],
         workspace_id=row["workspace_id"],
         created_at=ts(row["created_at"]),
+        is_admin=bool(row["is_admin"]),
     )
 
 
@@ -280,6 +290,16 @@ def session_from_row(row: Row, ts: TimestampIn) -> WebSession:
         token_hash=row["token_hash"],
         user_id=row["user_id"],
         csrf_secret=row["csrf_secret"],
+        created_at=ts(row["created_at"]),
+        expires_at=ts(row["expires_at"]),
+    )
+
+
+def sign_in_from_row(row: Row, ts: TimestampIn) -> PendingSignIn:
+    return PendingSignIn(
+        state_hash=row["state_hash"],
+        browser_hash=row["browser_hash"],
+        next_path=row["next_path"],
         created_at=ts(row["created_at"]),
         expires_at=ts(row["expires_at"]),
     )

@@ -54,7 +54,7 @@ from msgspec import UNSET, UnsetType
 
 from modelgates import pkce
 from modelgates.admission import Ask, Budget, Scope, decide
-from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
+from modelgates.errors import ChallengeInUse, DuplicateEmail, DuplicateIdentity, StoreError
 from modelgates.models import (
     Admission,
     ApiKey,
@@ -62,12 +62,14 @@ from modelgates.models import (
     AuditEvent,
     AuthCode,
     Generation,
+    ProviderIdentity,
     UsageAudit,
     User,
     WebSession,
 )
 from modelgates.store import rows
 from modelgates.store.base import KeyChange, from_iso, iso, key_changes, migration_files
+from modelgates.store.sqlite_sso import SqliteSignOn, insert_identity
 from modelgates.windows import Reset, WindowSpend, window_starts
 
 T = TypeVar("T")
@@ -124,7 +126,7 @@ class _Batch:
         self.failure: BaseException | None = None
 
 
-class SqliteStore:
+class SqliteStore(SqliteSignOn):
     """:class:`~modelgates.store.base.Store` on a SQLite file."""
 
     dialect = "sqlite"
@@ -371,17 +373,22 @@ class SqliteStore:
         self._reader.execute("SELECT 1").fetchone()
 
     # users ------------------------------------------------------------
-    async def create_user(self, user: User) -> None:
+    async def create_user(self, user: User, identity: ProviderIdentity | None = None) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    "INSERT INTO users (id, email, password_hash, workspace_id, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO users"
+                    " (id, email, password_hash, workspace_id, created_at, is_admin)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     (user.id, user.email, user.password_hash, user.workspace_id,
-                     iso(user.created_at)),
+                     iso(user.created_at), int(user.is_admin)),
                 )  # fmt: skip
             except sqlite3.IntegrityError as exc:
                 raise DuplicateEmail(user.email) from exc
+            if identity is not None and not insert_identity(
+                conn, identity, user.id, user.created_at
+            ):
+                raise DuplicateIdentity(identity.subject)
 
         await self._write(insert)
 

@@ -128,10 +128,12 @@ def _login_form(
     request: Request, next_path: str, *, email: str = "", error: str | None = None, status: int
 ) -> Response:
     token = security.login_csrf_token(request)
+    settings = services(request).settings
     response = render(
         "login.html",
         {**base_context(None), "login_csrf": token, "next": next_path, "email": email,
-         "error": error},
+         "error": error, "password_login": settings.password_login,
+         "sso": settings.oidc_display_name if settings.oidc_enabled else None},
         status=status,
     )  # fmt: skip
     security.set_cookie(request, response, security.LOGIN_CSRF_COOKIE, token, max_age=None)
@@ -148,6 +150,9 @@ async def login_page(request: Request) -> Response:
 
 @page
 async def login_submit(request: Request) -> Response:
+    if not services(request).settings.password_login:
+        raise PageError(403, "Password sign-in is off", "This server signs people in with "
+                        f"{services(request).settings.oidc_display_name} only.")  # fmt: skip
     form = await security.read_form(request)
     security.check_login_csrf(request, form)
     svc = services(request)
@@ -197,7 +202,8 @@ async def logout(request: Request) -> Response:
     if who is not None:
         security.check_session_csrf(form, who)
         await services(request).sessions.end(request.cookies.get(security.SESSION_COOKIE))
-    response = see_other("/login")
+    # With single sign-on, GET /logout offers to sign out at the provider too.
+    response = see_other("/logout" if services(request).oidc else "/login")
     security.clear_cookie(request, response, security.SESSION_COOKIE)
     return response
 
