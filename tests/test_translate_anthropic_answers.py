@@ -15,11 +15,8 @@ from typing import Any
 import anthropic.types
 import openai.types.chat
 import pytest
-from anthropic.lib.streaming._messages import accumulate_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from openai.lib.streaming.chat import ChatCompletionStreamState
-from pydantic import TypeAdapter
 
 from modelgates.gateway.translate.anthropic import (
     ChatToMessagesStream,
@@ -29,31 +26,10 @@ from modelgates.gateway.translate.anthropic import (
     message_to_chat,
 )
 from modelgates.gateway.usage import Usage
+from tests.support.sdk_streams import anthropic_message, chat_completion
 
 USAGE = Usage(prompt_tokens=19, completion_tokens=10)
 CACHED = Usage(prompt_tokens=100, completion_tokens=7, cached_tokens=60, cache_write_tokens=30)
-RAW_EVENT = TypeAdapter(anthropic.types.RawMessageStreamEvent)
-Events = list[tuple[str, dict[str, Any]]]
-
-
-def accumulated(events: Events) -> anthropic.types.Message:
-    """The message the Anthropic SDK builds from ``events``, each validated first."""
-    snapshot = None
-    buffers: dict[int, bytes] = {}
-    for name, data in events:
-        assert name == data["type"]
-        event = RAW_EVENT.validate_python(data)
-        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
-    assert snapshot is not None
-    return anthropic.types.Message.model_validate(snapshot.to_dict())
-
-
-def completed(chunks: list[dict[str, Any]]) -> Any:
-    """The completion the OpenAI SDK builds from ``chunks``, each validated first."""
-    state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
-    for chunk in chunks:
-        list(state.handle_chunk(openai.types.chat.ChatCompletionChunk.model_validate(chunk)))
-    return state.get_final_completion()
 
 
 def chat_chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
@@ -287,7 +263,7 @@ def test_text_stream_event_by_event() -> None:
     ]
     assert stream.finish_reason == "stop"
     assert stream.text_bytes == len(b"Hello!")
-    message = accumulated(events)
+    message = anthropic_message(events)
     assert [block.model_dump(exclude_none=True) for block in message.content] == [
         {"type": "text", "text": "Hello!"}
     ]
@@ -354,7 +330,7 @@ def test_tool_call_stream_event_by_event() -> None:
         "name": "get_current_weather",
         "input": {},
     }
-    message = accumulated(events)
+    message = anthropic_message(events)
     assert [block.model_dump(exclude_none=True) for block in message.content] == [
         {"type": "thinking", "thinking": "Weather: use the tool.", "signature": ""},
         {"type": "text", "text": "Checking both cities."},
@@ -389,7 +365,7 @@ def test_empty_stream_still_makes_a_whole_message() -> None:
     stream = ChatToMessagesStream("gen-4", "m", prompt_tokens_estimate=3)
     events = stream.finish(Usage(3, 0), 0.0)
     assert [name for name, _ in events] == ["message_start", "message_delta", "message_stop"]
-    message = accumulated(events)
+    message = anthropic_message(events)
     assert message.content == []
     assert message.stop_reason == "end_turn"
     assert stream.finish(USAGE, 0.0) == []
@@ -652,7 +628,7 @@ def test_anthropic_text_stream_chunk_by_chunk() -> None:
             },
         }
     ]
-    completion = completed(chunks + final)
+    completion = chat_completion(chunks + final)
     assert completion.choices[0].message.content == "Hello!"
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None and completion.usage.total_tokens == 40
@@ -686,7 +662,7 @@ def test_anthropic_tool_stream_chunk_by_chunk() -> None:
     assert stream.usage == Usage(
         prompt_tokens=592, completion_tokens=89, cached_tokens=100, cache_write_tokens=20
     )
-    completion = completed(chunks + stream.finish(stream.usage, 0.0))
+    completion = chat_completion(chunks + stream.finish(stream.usage, 0.0))
     calls = completion.choices[0].message.tool_calls
     assert calls is not None and len(calls) == 1
     assert calls[0].id == "toolu_01T1x1fJ34qAmk2tNTrN7Up6"
@@ -716,7 +692,7 @@ def test_stream_without_message_delta_still_finishes() -> None:
         [{"index": 0, "delta": {}, "finish_reason": "stop"}],
         [],
     ]
-    assert completed(chunks + final).choices[0].message.content == "Hello"
+    assert chat_completion(chunks + final).choices[0].message.content == "Hello"
 
 
 # --- streams round trip --------------------------------------------------------------------
@@ -730,10 +706,10 @@ def test_chat_stream_survives_a_trip_through_anthropic_events() -> None:
     back = MessagesToChatStream("gen-12", "m", 1)
     chunks = [chunk for name, data in events for chunk in back.feed(name, data)]
     chunks += back.finish(back.usage or USAGE, 0.0)
-    original = completed(
+    original = chat_completion(
         [{**chunk, "id": "gen-12", "model": "m", "created": 1} for chunk in TOOL_CHUNKS]
     )
-    again = completed(chunks)
+    again = chat_completion(chunks)
     assert again.choices[0].message.content == original.choices[0].message.content
     assert again.choices[0].finish_reason == original.choices[0].finish_reason == "tool_calls"
     calls = again.choices[0].message.tool_calls or []
