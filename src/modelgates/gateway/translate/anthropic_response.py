@@ -160,13 +160,14 @@ class ChatToMessagesStream:
         self._open: tuple[str, int] | None = None
         """The open block's key: its kind and, for a tool call, the call's chat index."""
         self._open_index = -1
-        self._tool_blocks: dict[int, int] = {}  # chat tool-call index → block index
+        self._tool_calls: set[int] = set()
+        """Chat indices of the tool calls whose block has started."""
         self._held_arguments: dict[int, str] = {}
 
     @property
     def stop_reason(self) -> str:
         """The ``stop_reason`` the stream ends (or would end) with."""
-        return stop_reason_for(self.finish_reason, called_tools=bool(self._tool_blocks))
+        return stop_reason_for(self.finish_reason, called_tools=bool(self._tool_calls))
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
         """The events one chat chunk makes (a chunk's ``usage`` is ignored)."""
@@ -273,7 +274,7 @@ class ChatToMessagesStream:
         self.text_bytes += utf8_len(arguments)
         key = ("tool", index)
         events: list[Event] = []
-        if index not in self._tool_blocks:
+        if index not in self._tool_calls:
             call_id, name = string(call.get("id")), string(function.get("name"))
             if call_id is None and name is None:
                 self._held_arguments[index] = self._held_arguments.get(index, "") + arguments
@@ -285,7 +286,7 @@ class ChatToMessagesStream:
                 "input": {},
             }
             events = self._begin(key, block)
-            self._tool_blocks[index] = self._open_index
+            self._tool_calls.add(index)
             arguments = self._held_arguments.pop(index, "") + arguments
         if arguments and self._open == key:
             delta = {"type": "input_json_delta", "partial_json": arguments}
