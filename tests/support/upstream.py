@@ -217,15 +217,12 @@ def make_app(record: list[Recorded]) -> Starlette:
 
 
 @contextmanager
-def running_upstream() -> Iterator[Upstream]:
-    """Serve the fake upstream on a free loopback port for the duration of the block."""
+def serving(app: Starlette) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port for the duration of the block; yields its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    upstream = Upstream(f"http://127.0.0.1:{port}")
-    config = uvicorn.Config(
-        make_app(upstream.requests), log_config=None, lifespan="off", access_log=False
-    )
+    config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -235,11 +232,19 @@ def running_upstream() -> Iterator[Upstream]:
             raise RuntimeError("fake upstream did not start")
         time.sleep(0.02)
     try:
-        yield upstream
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextmanager
+def running_upstream() -> Iterator[Upstream]:
+    """Serve the fake upstream on a free loopback port for the duration of the block."""
+    record: list[Recorded] = []
+    with serving(make_app(record)) as base_url:
+        yield Upstream(base_url, record)
 
 
 def gateway_toml(upstream: Upstream, *, api_key_env: str | None = "MG_TEST_UPSTREAM_KEY") -> str:
