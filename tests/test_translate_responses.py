@@ -749,3 +749,10 @@ def test_never_raises_anything_but_translation_error(body: Any, history: Any) ->
     assert isinstance(chat["messages"], list)
     for message in chat["messages"]:
         assert message["role"] in ("system", "user", "assistant", "tool")
+
+
+def test_history_must_be_a_list() -> None:
+    with pytest.raises(TranslationError) as raised:
+        responses_to_chat({"input": "hi"}, history="earlier")  # type: ignore[arg-type]
+    assert raised.value.field == "history"
+    assert raised.value.message == "`history` must be an array of items"

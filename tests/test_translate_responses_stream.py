@@ -9,8 +9,11 @@ sends a delta before its item, or closes an item that differs from the one added
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import msgspec
 import pydantic
 import pytest
 from hypothesis import given
@@ -19,9 +22,16 @@ from openai import omit
 from openai.lib.streaming.responses import ResponseStreamState
 from openai.types.responses import Response, ResponseStreamEvent
 
-from modelgates.gateway.translate.responses import ChatToResponsesStream, chat_to_response
+from modelgates.gateway.translate.responses import (
+    ChatToResponsesStream,
+    chat_to_response,
+    relay_event,
+    responses_to_chat,
+)
 from modelgates.gateway.translate.responses_output import item_id
-from modelgates.gateway.usage import Usage
+from modelgates.gateway.usage import Usage, from_openai, from_responses
+from tests.support.responses_upstream import running_responses_upstream
+from tests.support.upstream import Upstream
 from tests.test_translate_responses import CODEX_REQUEST, WEATHER_TOOL, json_values
 
 EVENTS = pydantic.TypeAdapter(ResponseStreamEvent)
@@ -398,3 +408,59 @@ def test_any_chunks_make_a_stream_the_sdk_accepts(chunk_list: list[Any], fail: b
     last = accumulate(events)
     assert last.type == events[-1]["type"]
     Response.model_validate(stream.response)
+
+
+def sse_data(response: httpx.Response) -> Iterator[Any]:
+    """The JSON ``data:`` payloads of a server-sent event stream, ``[DONE]`` excluded."""
+    for line in response.iter_lines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            yield msgspec.json.decode(line[len("data: ") :])
+
+
+def test_a_chat_servers_stream_translates_for_the_sdk(fake_upstream: Upstream) -> None:
+    """Responses request → chat → the chat stub's real SSE → Responses events → the SDK."""
+    request = {"model": "echo", "instructions": "Be brief.", "input": "one two", "stream": True}
+    chat = responses_to_chat(request, history=[{"role": "user", "content": "earlier words"}])
+    stream = ChatToResponsesStream("gen-7", "test/echo", 1, request)
+    events = stream.start()
+    usage = None
+    with httpx.stream(
+        "POST", fake_upstream.v1 + "/chat/completions", json=chat, timeout=10
+    ) as sent:
+        for data in sse_data(sent):
+            usage = from_openai(data.get("usage")) or usage
+            events += stream.feed(data)
+    assert usage == Usage(prompt_tokens=6, completion_tokens=5)
+    events += stream.finish(usage, 0.01)
+    assert fake_upstream.requests[-1].body["stream_options"] == {"include_usage": True}
+    final = accumulate(events)
+    assert final.type == "response.incomplete"  # the chat stub always stops for length
+    assert final.response.id == "gen-7"
+    assert final.response.output_text == "tok " * 5
+    assert stream.text_bytes == len("tok " * 5)
+
+
+def test_a_responses_upstreams_stream_relays_under_our_id() -> None:
+    """The Responses stub's events, relabelled by relay_event, still satisfy the SDK."""
+    with (
+        running_responses_upstream() as upstream,
+        httpx.stream(
+            "POST",
+            upstream.v1 + "/responses",
+            json={"model": "echo", "input": "a b c", "stream": True},
+            timeout=10,
+        ) as sent,
+    ):
+        upstream_events = list(sse_data(sent))
+    completed = upstream_events[-1]["response"]
+    usage = from_responses(completed["usage"])
+    assert usage == Usage(prompt_tokens=3, completion_tokens=5)
+    relayed = [relay_event(event, id="gen-8", model="test/echo") for event in upstream_events[:-1]]
+    relayed.append(
+        relay_event(upstream_events[-1], id="gen-8", model="test/echo", usage=usage, cost=0.5)
+    )
+    final = accumulate(relayed)
+    assert final.type == "response.completed"
+    assert (final.response.id, final.response.model) == ("gen-8", "test/echo")
+    assert final.response.usage.cost == 0.5
+    assert final.response.output_text == "tok " * 5

@@ -135,7 +135,8 @@ def _input_items(value: object) -> object:
 
 def _append_items(messages: list[JSON], items: object, path: str) -> None:
     if not isinstance(items, list):
-        raise TranslationError(f"`{path}` must be a string or an array of items", field=path)
+        kinds = "an array of items" if path == "history" else "a string or an array of items"
+        raise TranslationError(f"`{path}` must be {kinds}", field=path)
     for index, item in enumerate(items):
         where = f"{path}[{index}]"
         if not isinstance(item, dict):
