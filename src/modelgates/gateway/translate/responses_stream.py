@@ -76,17 +76,17 @@ class ChatToResponsesStream:
     model: str
     created_at: int
     request: dict[str, Any]
-    response: dict[str, Any] | None = None
+    response: dict[str, Any] | None = field(default=None, init=False)
     """The final Response object, once :meth:`finish` or :meth:`fail` has run (for storage)."""
-    finish_reason: str | None = None
+    finish_reason: str | None = field(default=None, init=False)
     """The chat finish reason the upstream reported, if any."""
-    text_bytes: int = 0
+    text_bytes: int = field(default=0, init=False)
     """UTF-8 bytes of generated text, reasoning and tool-call arguments (for estimates)."""
-    _sequence: int = 0
-    _items: list[_Item] = field(default_factory=list)
-    _tools: dict[object, _Item] = field(default_factory=dict)
-    _current: _Item | None = None
-    _ended: bool = False
+    _sequence: int = field(default=0, init=False)
+    _items: list[_Item] = field(default_factory=list, init=False)
+    _tools: dict[object, _Item] = field(default_factory=dict, init=False)
+    _current: _Item | None = field(default=None, init=False)
+    _ended: bool = field(default=False, init=False)
 
     def start(self) -> list[dict[str, Any]]:
         """``response.created`` then ``response.in_progress``."""
