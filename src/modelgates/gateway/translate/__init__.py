@@ -4,7 +4,7 @@ A client's request may reach an upstream of another protocol: an Anthropic
 Messages request an OpenAI-compatible chat upstream, or a chat request an
 Anthropic upstream. The modules here rewrite requests, answers and streams
 from one protocol into the other; :mod:`.anthropic` gathers the Messages ↔ chat
-pair.
+pair, :mod:`.responses` the Responses ↔ chat pair.
 
 Two rules hold for every function in this package:
 
