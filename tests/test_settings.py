@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
+from modelgates.catalog import parse_config
 from modelgates.settings import DEFAULT_DATABASE_URL, ENV_PREFIX, Settings, SettingsError
 
 
@@ -140,8 +142,10 @@ def test_all_variables_together() -> None:
     )
 
 
-def test_every_field_has_an_environment_variable() -> None:
+def test_every_field_has_an_environment_variable(tmp_path: Path) -> None:
     # a non-default value for each field must be picked up from MODELGATES_<NAME>
+    config = tmp_path / "gateway.toml"
+    config.write_text("")
     env = {
         "MODELGATES_DATABASE_URL": "sqlite:///other.db",
         "MODELGATES_CODE_TTL_SECONDS": "7",
@@ -153,7 +157,7 @@ def test_every_field_has_an_environment_variable() -> None:
         "MODELGATES_USED_CODE_RETENTION_SECONDS": "9",
         "MODELGATES_DATABASE_POOL_SIZE": "3",
         "MODELGATES_SESSION_TTL_SECONDS": "3600",
-        "MODELGATES_CONFIG": "/etc/modelgates/gateway.toml",
+        "MODELGATES_CONFIG": str(config),
         "MODELGATES_REDIS_URL": "redis://127.0.0.1:6379/0",
         "MODELGATES_RATE_LIMIT_EXCHANGE_PER_ADDRESS": "1",
         "MODELGATES_RATE_LIMIT_EXCHANGE_FAILURES_PER_CODE": "2",
@@ -401,3 +405,42 @@ def test_password_login_off_needs_sso() -> None:
 def test_scopes_must_include_openid() -> None:
     with pytest.raises(SettingsError, match="MODELGATES_OIDC_SCOPES must include openid"):
         Settings.from_env({**SSO, "MODELGATES_OIDC_SCOPES": "email profile"})
+
+
+# --- settings in the config file ---------------------------------------------------
+
+
+def test_the_config_files_server_table_gives_settings_and_the_environment_wins(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "modelgates.toml"
+    path.write_text(
+        '[server]\npublic_url = "https://gw.example.com"\ncode_ttl_seconds = 120\n'
+        "password_login = true\n\n[gateway]\nrequest_timeout_seconds = 5\n"
+    )
+    settings = Settings.from_env({"MODELGATES_CODE_TTL_SECONDS": "60"}, config_path=str(path))
+    assert settings.public_url == "https://gw.example.com"
+    assert settings.code_ttl_seconds == 60  # the environment wins
+    assert settings.config == str(path)
+    via_env = Settings.from_env({"MODELGATES_CONFIG": str(path)})
+    assert via_env.code_ttl_seconds == 120
+    assert parse_config(path.read_text()).request_timeout_seconds == 5  # the catalog ignores it
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("surprise = 1", "[server] has no setting 'surprise'"),
+        ('code_ttl_seconds = "120"', "[server] code_ttl_seconds: Expected `int`, got `str`"),
+        ("config = 'x.toml'", "[server] has no setting 'config'"),
+        ("code_ttl_seconds = 99999", "MODELGATES_CODE_TTL_SECONDS must be between 1 and 3600"),
+    ],
+)
+def test_a_bad_server_table_names_the_file_and_key(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[server]\n{table}\n")
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({}, config_path=str(path))
+    assert message in str(raised.value)

@@ -82,6 +82,8 @@ class _Model(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True):
+    server: dict[str, object] = msgspec.field(default_factory=dict)
+    """The server's own settings (:mod:`modelgates.settings` reads them)."""
     gateway: _Gateway = msgspec.field(default_factory=_Gateway)
     providers: dict[str, _Provider] = msgspec.field(default_factory=dict)
     models: list[_Model] = msgspec.field(default_factory=list)

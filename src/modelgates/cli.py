@@ -32,9 +32,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _settings(database_url: str | None) -> Settings:
+def _settings(database_url: str | None, config_path: str | None = None) -> Settings:
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(config_path=config_path)
         return settings.with_overrides(database_url=database_url) if database_url else settings
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -133,9 +133,9 @@ def serve(
 
     from modelgates import logs, serving
 
-    settings = _settings(database_url)
-    if config_path is not None:
-        settings = settings.with_overrides(config=str(Path(config_path).resolve()))
+    settings = _settings(
+        database_url, str(Path(config_path).resolve()) if config_path is not None else None
+    )
     gateway = GatewayConfig()
     if settings.config:
         try:

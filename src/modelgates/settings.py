@@ -1,15 +1,27 @@
-"""Settings from ``MODELGATES_*`` environment variables.
+"""Settings from ``MODELGATES_*`` environment variables, or the config file's ``[server]`` table.
 
 Every setting has a safe default, so ``modelgates serve`` runs with none set.
-Values are parsed and checked once at start-up; a bad value stops the server
-with a one-line message naming the variable.
+Each one may also be given in the TOML config file (``serve --config`` /
+``MODELGATES_CONFIG``, the file that declares the gateway's upstreams) under
+``[server]``, by its name in lower case without the prefix::
+
+    [server]
+    public_url = "https://gw.example.com"
+    oidc_issuer = "https://idp.example.com/realms/team"
+
+The environment wins over the file, and ``serve``'s options over both. Values
+are parsed and checked once at start-up; a bad value stops the server with a
+one-line message naming the variable (or the file and key).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 from urllib.parse import urlsplit
@@ -98,20 +110,28 @@ class Settings:
         return [str(ipaddress.ip_network(entry, strict=False)) for entry in entries if entry]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read ``MODELGATES_<NAME>`` for every field; unset ones keep their default."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, config_path: str | None = None
+    ) -> Settings:
+        """Read ``MODELGATES_<NAME>`` for every field, over the ``[server]`` table of the
+        config file (``config_path``, else ``MODELGATES_CONFIG``); unset ones keep their
+        default."""
         env = os.environ if environ is None else environ
-        raw = {
+        path = config_path or env.get(ENV_PREFIX + "CONFIG")
+        from_file = _server_table(path) if path else {}
+        raw: dict[str, Any] = {
             f.name: env[ENV_PREFIX + f.name.upper()]
             for f in fields(cls)
             if ENV_PREFIX + f.name.upper() in env
         }
         for lowered in ("log_level", "log_format"):
-            if lowered in raw:
+            if isinstance(raw.get(lowered), str):
                 raw[lowered] = raw[lowered].lower()
+        if config_path is not None:
+            raw["config"] = config_path
         try:
             # msgspec builds the dataclass itself, so its fields are the one schema.
-            settings = msgspec.convert(raw, cls, strict=False)
+            settings = msgspec.convert({**from_file, **raw}, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(_env_message(str(exc))) from exc
         settings.check()
@@ -227,6 +247,28 @@ def check_issuer(issuer: str) -> None:
 def comma_list(text: str | None) -> frozenset[str]:
     """``"a.com, B.com,"`` → ``{"a.com", "B.com"}`` (blank items dropped)."""
     return frozenset(item.strip() for item in (text or "").split(",") if item.strip())
+
+
+def _server_table(path: str) -> dict[str, Any]:
+    """The settings the config file's ``[server]`` table gives, checked on their own (so an
+    error names the file and key); ``{}`` when the file has no such table."""
+    try:
+        text = Path(path).read_text("utf-8")
+        table = tomllib.loads(text).get("server", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"config {path}: cannot read its [server] table: {exc}") from exc
+    if not isinstance(table, dict):
+        raise SettingsError(f"config {path}: [server] must be a table")
+    known = {f.name for f in fields(Settings)} - {"config"}
+    for name in table:
+        if name not in known:
+            raise SettingsError(f"config {path}: [server] has no setting {name!r}")
+    try:
+        msgspec.convert(table, Settings, strict=True)
+    except msgspec.ValidationError as exc:
+        text, _, where = str(exc).partition(" - at `$.")
+        raise SettingsError(f"config {path}: [server] {where.rstrip('`')}: {text}") from exc
+    return dict(table)
 
 
 def _env_message(error: str) -> str:
