@@ -20,10 +20,9 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 from dataclasses import dataclass, field, fields, replace
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -46,63 +45,85 @@ class Settings:
     """Runtime configuration of one server process."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://…``."""
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, or
+    ``postgresql://user:pass@host:5432/db`` (``--database-url`` overrides)"""
     code_ttl_seconds: int = 600
-    """Lifetime of an authorization code (RFC 6749 §4.1.2 recommends ≤ 10 minutes)."""
+    """lifetime of an authorization code (1–3600)"""
     pkce_policy: PkcePolicy = "compatible"
-    """``compatible``: PKCE optional, S256 and plain. ``s256``: S256 required (RFC 9700)."""
+    """``compatible``: PKCE optional, ``S256`` and ``plain`` (OpenRouter's contract);
+    ``s256``: a challenge is required and only ``S256`` is accepted (RFC 9700 / OAuth 2.1)"""
     allow_loopback_callbacks: bool = False
-    """Accept ``http://127.0.0.1|localhost|[::1]:<any port>`` callbacks (RFC 8252 §7.3)."""
+    """also accept ``http://127.0.0.1``, ``localhost`` and ``[::1]`` callbacks on any port
+    (RFC 8252 §7.3), for CLIs and native apps"""
     log_level: LogLevel = "info"
+    """``debug``, ``info``, ``warning`` or ``error``"""
     public_url: str | None = None
-    """External base URL (``https://gw.example.com``); defaults to the request's own."""
+    """the external base URL (``https://gw.example.com``), used as ``issuer`` in the
+    metadata and for single sign-on redirects; without it, the request's own URL"""
     max_body_bytes: int = 64 * 1024
+    """larger request bodies are refused with a 400"""
     used_code_retention_seconds: int = 86_400
-    """How long consumed codes are kept so that a replay can still be detected."""
+    """how long used codes are kept to detect replays"""
     database_pool_size: int = 10
-    """PostgreSQL connections per server process (SQLite ignores it)."""
+    """PostgreSQL connections per server process"""
     session_ttl_seconds: int = 43_200
-    """Lifetime of a signed-in page session (absolute, from log-in): 12 hours."""
+    """lifetime of a signed-in page session, from log-in (60 s – 30 days)"""
     config: str | None = None
-    """Path of the gateway's TOML file (providers and priced models); none: no upstream."""
+    """the gateway's TOML file (``serve --config`` overrides); without one the model routes
+    answer 503"""
     redis_url: str | None = None
-    """``redis://host:6379/0``: share rate-limit counters between processes (else in-process)."""
+    """``redis://host:6379/0``: rate-limit counters shared by every process; without it each
+    process counts alone. If Redis goes away the server keeps serving on in-process counts
+    (one log line) and goes back to Redis when it answers (checked at most every 2 s)"""
     rate_limit_exchange_per_address: int = 60
-    """Code exchanges per client address per minute (0: no limit)."""
+    """code exchanges (``POST /api/v1/auth/keys``) per client address per minute"""
     rate_limit_exchange_failures_per_code: int = 10
-    """Failed exchanges of one code per hour, then 429 (stops verifier guessing)."""
+    """failed exchanges of one code per hour; then that code answers 429 (stops verifier
+    guessing)"""
     rate_limit_codes_per_key: int = 60
-    """``POST /auth/keys/code`` per key per minute."""
+    """``POST /api/v1/auth/keys/code`` per key per minute"""
     rate_limit_login_per_account: int = 5
-    """Failed page log-ins per account per 15 minutes."""
+    """failed page log-ins per account per 15 minutes"""
     rate_limit_login_per_address: int = 20
-    """Failed page log-ins per client address per 15 minutes."""
+    """failed page log-ins per client address per 15 minutes"""
     rate_limit_gateway_per_key: int = 600
-    """Gateway (model) requests per key per minute."""
+    """model requests (``/chat/completions``, ``/completions``, ``/embeddings``) per key per
+    minute"""
     log_format: LogFormat = "json"
-    """``json``: one JSON object per line (with the request id); ``text``: readable lines."""
+    """``json``: one JSON object per line with the request id; ``text``: readable lines"""
     purge_interval_seconds: int = 300
-    """How often expired codes, sessions and reservations are purged (0: never)."""
+    """how often expired codes, sessions, reservations, unfinished sign-ins and old
+    generation records are purged (0: never)"""
     generation_retention_days: int = 90
-    """How long generation records are kept (the keys' usage totals are kept for good)."""
+    """how long generation records (``GET /api/v1/generation``) are kept; the keys' usage
+    totals are kept for good"""
     trusted_proxies: str | None = None
-    """Comma-separated addresses/CIDRs of reverse proxies whose ``X-Forwarded-For`` and
-    ``X-Forwarded-Proto`` are believed; none by default (a client cannot pick its own
-    address for the per-address limits)."""
+    """comma-separated addresses or CIDR networks (``10.0.0.5, 10.1.0.0/16``) of the reverse
+    proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed; from any other
+    peer (and by default from every peer, 127.0.0.1 included) those headers are ignored"""
     oidc_issuer: str | None = None
-    """OpenID Connect provider (``https://idp.example.com/realms/x``): turns single
-    sign-on on. Discovery is at ``<issuer>/.well-known/openid-configuration``."""
+    """the OpenID Connect provider's issuer (discovery at
+    ``<issuer>/.well-known/openid-configuration``; it must equal the document's ``issuer``);
+    ``https``, or ``http`` on ``127.0.0.1``, ``localhost`` or ``[::1]``. Turns single
+    sign-on on; needs ``MODELGATES_PUBLIC_URL``"""
     oidc_client_id: str | None = None
+    """the client registered at the provider (required with the issuer)"""
     oidc_client_secret: str | None = field(default=None, repr=False)
+    """its secret (required with the issuer; never logged)"""
     oidc_allowed_domains: str | None = None
-    """Comma-separated e-mail domains that may sign in (unset: any)."""
+    """comma-separated e-mail domains that may sign in (``example.com,team.example.org``);
+    unset: any"""
     oidc_display_name: str = "single sign-on"
-    """The provider's name on the button: "Sign in with <name>"."""
+    """shown as "Sign in with <name>" (1–60 characters)"""
     oidc_scopes: str = "openid email profile"
+    """the scopes asked for (must include ``openid``; add e.g. ``groups`` where the provider
+    needs it for the ``groups`` claim)"""
     oidc_admin_groups: str | None = None
-    """Comma-separated groups (``groups`` claim) whose members are admins."""
+    """comma-separated groups (``groups`` claim) whose members are admins, set at each
+    sign-in"""
     password_login: bool = True
-    """``false``: no password form; password log-ins are refused (403)."""
+    """``false`` removes the password form and refuses password log-ins (403); needs single
+    sign-on"""
 
     def trusted_proxy_networks(self) -> list[str]:
         """:attr:`trusted_proxies` as normalised networks (``10.0.0.1`` → ``10.0.0.1/32``)."""
