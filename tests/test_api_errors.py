@@ -65,3 +65,26 @@ async def test_health_ready_and_openapi(client: httpx.AsyncClient) -> None:
 async def test_pages_get_no_cors_headers(client: httpx.AsyncClient) -> None:
     response = await client.get("/health", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_every_client_visible_error_lives_in_one_module_and_draws_its_tree() -> None:
+    """errors.py holds every error a client can see; its docstring names each class."""
+    import inspect
+
+    from modelgates import errors
+
+    visible = [
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.ModelGatesError) and cls.__module__ == errors.__name__
+    ]
+    assert {c.__name__ for c in visible} >= {
+        "TooManyRequests", "PasswordChecksBusy", "ReplayedCode", "ChallengeInUse",
+        "DuplicateEmail", "InvalidCode", "CodeExpired", "InvalidChallengeMethod",
+    }  # fmt: skip
+    doc = errors.__doc__ or ""
+    for cls in visible:
+        assert cls.__name__ in doc, cls
+        assert cls.__doc__, cls
+    for client_error in (errors.ChallengeInUse, errors.DuplicateEmail, errors.DuplicateIdentity):
+        assert not issubclass(client_error, errors.StoreError)

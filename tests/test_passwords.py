@@ -11,7 +11,8 @@ import pytest
 from argon2 import PasswordHasher
 
 from modelgates.app import build_app
-from modelgates.passwords import PasswordChecksBusy, Passwords
+from modelgates.errors import PasswordChecksBusy
+from modelgates.passwords import Passwords
 from modelgates.settings import Settings
 from modelgates.store import Store
 from tests.support.clock import FakeClock

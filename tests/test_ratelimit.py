@@ -240,7 +240,7 @@ async def test_gateway_requests_are_limited_per_key(
 def test_every_refusal_is_counted_in_metrics() -> None:
     from prometheus_client import REGISTRY
 
-    from modelgates.ratelimit import Decision, TooManyRequests
+    from modelgates.ratelimit import Decision, refused
 
     def refusals() -> float:
         value = REGISTRY.get_sample_value(
@@ -250,6 +250,6 @@ def test_every_refusal_is_counted_in_metrics() -> None:
 
     before = refusals()
     decision = Decision(allowed=False, limit=1, remaining=0, reset_at=0.0, retry_after=1)
-    error = TooManyRequests(decision, scope="metrics-probe")
+    error = refused(decision, scope="metrics-probe")
     assert error.status == 429
     assert refusals() == before + 1

@@ -21,7 +21,7 @@ import pytest
 
 from modelgates import tokens
 from modelgates.admission import Ask, Budget, decide
-from modelgates.errors import ChallengeInUse, DuplicateEmail, StoreError
+from modelgates.errors import ChallengeInUse, Conflict, DuplicateEmail, StoreError
 from modelgates.models import (
     ApiKey,
     App,
@@ -218,7 +218,8 @@ async def test_duplicate_email_raises(store: Store, now: datetime) -> None:
 
     with pytest.raises(DuplicateEmail):
         await store.create_user(second)
-    assert issubclass(DuplicateEmail, StoreError)
+    # The client's fault (a 409 if it ever reached a client), never an outage's 503.
+    assert issubclass(DuplicateEmail, Conflict) and not issubclass(DuplicateEmail, StoreError)
     assert await store.get_user(second.id) is None
     assert await store.get_user_by_email(first.email) == first
 

@@ -18,24 +18,13 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from modelgates.errors import ModelGatesError
+from modelgates.errors import PasswordChecksBusy
 
 T = TypeVar("T")
 
 MAX_CONCURRENT = 2
 MAX_WAITING = 64
 MAX_WAIT_SECONDS = 10.0
-BUSY = "Too many sign-ins at once: try again in a moment"
-
-
-class PasswordChecksBusy(ModelGatesError):
-    """Raised when every slot is taken and the queue is full: 429, retry in a second."""
-
-    status = 429
-
-    def __init__(self) -> None:
-        super().__init__(BUSY)
-        self.headers = {"Retry-After": "1"}
 
 
 class Passwords:

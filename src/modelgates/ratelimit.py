@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modelgates import metrics
-from modelgates.errors import ModelGatesError
+from modelgates.errors import TooManyRequests
 from modelgates.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ REDIS_TIMEOUT_SECONDS = 0.25
 MAX_TRACKED_KEYS = 100_000
 """Memory bound of the in-process counters: past it the oldest are forgotten."""
 KEY_PREFIX = "mg:rl:"
-TOO_MANY_REQUESTS = "Rate limit exceeded"
 
 # KEYS[1]: the window's counter; ARGV[1]: increment; ARGV[2]: window in ms.
 _HIT_SCRIPT = """
@@ -96,19 +95,12 @@ class Counted:
     window_seconds: int
 
 
-class TooManyRequests(ModelGatesError):
-    """Raised when a rate limit refuses a request: 429 with ``Retry-After`` and
-    ``X-RateLimit-*`` headers, also listed in ``error.metadata.headers``."""
-
-    status = 429
-
-    def __init__(self, decision: Decision, *, scope: str) -> None:
-        headers = decision.headers()
-        rate_headers = {k: v for k, v in headers.items() if k.startswith("X-")}
-        super().__init__(TOO_MANY_REQUESTS, metadata={"headers": rate_headers, "scope": scope})
-        self.headers = headers
-        self.scope = scope
-        metrics.RATE_LIMIT_REFUSALS.labels(scope=scope).inc()
+def refused(decision: Decision, *, scope: str) -> TooManyRequests:
+    """The 429 a refused ``decision`` answers with (counted in the refusals metric)."""
+    headers = decision.headers()
+    rate_headers = {k: v for k, v in headers.items() if k.startswith("X-")}
+    metrics.RATE_LIMIT_REFUSALS.labels(scope=scope).inc()
+    return TooManyRequests(headers=headers, metadata={"headers": rate_headers, "scope": scope})
 
 
 def _window(rule: Rule, now: float) -> tuple[int, float]:
@@ -309,14 +301,14 @@ class RateLimiter:
         """``hit``, raising :class:`TooManyRequests` when refused."""
         decision = await self.hit(rule, key)
         if not decision.allowed:
-            raise TooManyRequests(decision, scope=rule.scope)
+            raise refused(decision, scope=rule.scope)
         return decision
 
     async def enforce_peek(self, rule: Rule, key: str) -> Decision:
         """``peek``, raising :class:`TooManyRequests` when a hit would be refused."""
         decision = await self.peek(rule, key)
         if not decision.allowed:
-            raise TooManyRequests(decision, scope=rule.scope)
+            raise refused(decision, scope=rule.scope)
         return decision
 
     async def close(self) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from modelgates import metrics, pkce, tokens
 from modelgates.callbacks import Callback, CallbackRejected, check_callback
-from modelgates.errors import BadRequest, ChallengeInUse, Conflict, Forbidden
+from modelgates.errors import BadRequest, Forbidden
 from modelgates.models import ApiKey, App, AuthCode
 from modelgates.services import Clock, system_clock
 from modelgates.services.apps import HEADLESS_APP_NAME, AppService
@@ -23,7 +23,6 @@ from modelgates.store import Store
 from modelgates.windows import Reset
 
 APP_KEYS_CANNOT_MINT = "Keys issued to an app cannot create authorization codes"
-CHALLENGE_IN_USE = "code_challenge is already bound to a live authorization code"
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -226,10 +225,7 @@ class AuthCodeService:
             key_expires_at=terms.key_expires_at,
             creator_key_hash=None if creator is None else creator.hash,
         )
-        try:
-            await self._store.create_code(record, now)
-        except ChallengeInUse as exc:
-            raise Conflict(CHALLENGE_IN_USE, metadata={"field": "code_challenge"}) from exc
+        await self._store.create_code(record, now)  # ChallengeInUse is the client's 409
         metrics.AUTH_CODES_CREATED.inc()
         return IssuedCode(secret=secret, record=record, app=app)
 

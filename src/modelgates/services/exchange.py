@@ -21,7 +21,14 @@ import logging
 from dataclasses import dataclass
 
 from modelgates import metrics, pkce, tokens
-from modelgates.errors import BadRequest, Forbidden
+from modelgates.errors import (
+    BadRequest,
+    CodeExpired,
+    Forbidden,
+    InvalidChallengeMethod,
+    InvalidCode,
+    ReplayedCode,
+)
 from modelgates.models import AuthCode
 from modelgates.services import Clock, audit, system_clock
 from modelgates.services.apps import AppService
@@ -29,15 +36,7 @@ from modelgates.services.audit import AuditLog
 from modelgates.services.keys import KeyService
 from modelgates.store import Store
 
-INVALID_METHOD = "Invalid code_challenge_method"
-INVALID_CODE = "Invalid code or code_verifier"
-CODE_EXPIRED = "Authorization code expired"
-
 log = logging.getLogger(__name__)
-
-
-class ReplayedCode(Forbidden):
-    """A used code came back: answered exactly like an unknown one (403)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +46,17 @@ class Exchanged:
     key: str
     user_id: str
     key_hash: str
+
+
+def _outcome(error: Exception) -> str:
+    """The ``modelgates_code_exchanges_total`` outcome of a refused exchange, by type."""
+    if isinstance(error, ReplayedCode):
+        return "replay"
+    if isinstance(error, InvalidChallengeMethod):
+        return "bad_method"
+    if isinstance(error, CodeExpired):
+        return "expired"
+    return "invalid"
 
 
 def verifier_proves(code: AuthCode, verifier: str | None) -> bool:
@@ -86,16 +96,8 @@ class ExchangeService:
         """Run the checks in order; count the outcome (``modelgates_code_exchanges_total``)."""
         try:
             exchanged = await self._exchange(code, verifier, method)
-        except ReplayedCode:
-            metrics.CODE_EXCHANGES.labels(outcome="replay").inc()
-            raise
-        except BadRequest as exc:
-            outcome = "bad_method" if exc.message == INVALID_METHOD else "invalid"
-            metrics.CODE_EXCHANGES.labels(outcome=outcome).inc()
-            raise
-        except Forbidden as exc:
-            outcome = "expired" if exc.message == CODE_EXPIRED else "invalid"
-            metrics.CODE_EXCHANGES.labels(outcome=outcome).inc()
+        except (BadRequest, Forbidden) as exc:
+            metrics.CODE_EXCHANGES.labels(outcome=_outcome(exc)).inc()
             raise
         metrics.CODE_EXCHANGES.labels(outcome="success").inc()
         return exchanged
@@ -108,17 +110,17 @@ class ExchangeService:
         code_hash = tokens.sha256_hex(code)
         record = await self._store.get_code(code_hash)
         if record is None:
-            raise Forbidden(INVALID_CODE)
+            raise InvalidCode
         if record.used_at is not None:
             await self._on_replay(record, verifier, method)
-            raise ReplayedCode(INVALID_CODE)
+            raise ReplayedCode
         if method is not None and method != record.code_challenge_method:
-            raise BadRequest(INVALID_METHOD, field="code_challenge_method")
+            raise InvalidChallengeMethod
         if not verifier_proves(record, verifier):
-            raise Forbidden(INVALID_CODE)
+            raise InvalidCode
         now = self._clock()
         if now >= record.expires_at:
-            raise Forbidden(CODE_EXPIRED)
+            raise CodeExpired
 
         label = record.key_label
         if label is None:
@@ -145,7 +147,7 @@ class ExchangeService:
         )
         if not await self._store.consume_code(code_hash, now, new.record, issued):
             # Lost a race with a concurrent exchange (or the code expired meanwhile).
-            raise Forbidden(INVALID_CODE)
+            raise InvalidCode
         return Exchanged(key=new.secret, user_id=record.user_id, key_hash=new.record.hash)
 
     async def _on_replay(

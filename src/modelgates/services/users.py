@@ -57,8 +57,8 @@ class UserService:
         )
         try:
             await self._store.create_user(user)
-        except DuplicateEmail as exc:
-            raise BadRequest("a user with this email already exists", field="email") from exc
+        except DuplicateEmail as exc:  # the API's contract for a taken e-mail is a 400
+            raise BadRequest(exc.message, field="email") from exc
         return user
 
     async def workspace_id(self, user_id: str) -> str | None:

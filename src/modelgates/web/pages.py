@@ -26,9 +26,8 @@ from modelgates import metrics
 from modelgates.api.state import services
 from modelgates.callbacks import Callback
 from modelgates.dberrors import INVALID_VALUE, client_data_errors
-from modelgates.errors import BadRequest, ModelGatesError
+from modelgates.errors import BadRequest, ModelGatesError, PasswordChecksBusy
 from modelgates.models import App
-from modelgates.passwords import PasswordChecksBusy
 from modelgates.pkce import Method
 from modelgates.services import audit
 from modelgates.services.apps import HEADLESS_APP_NAME
