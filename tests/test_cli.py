@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,18 @@ def test_apps_list_and_rename_for_the_operator(db: str) -> None:
     assert_one_line_error(
         run("apps", "rename", "1", "\u202eevil", "--database-url", db), "bidirectional"
     )
+
+
+def test_keys_list_shows_each_keys_state(db: str) -> None:
+    """An expired key reads "expired" (the one key_state rule), not "active"."""
+    run("users", "create", "kim@example.com", "--password-stdin", "--database-url", db,
+        stdin=PASSWORD)  # fmt: skip
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    made = run("keys", "create", "--user", "kim@example.com", "--name", "brief",
+               "--expires-at", soon, "--database-url", db)  # fmt: skip
+    assert made.exit_code == 0, made.output
+    run("keys", "create", "--user", "kim@example.com", "--name", "lasting", "--database-url", db)
+    time.sleep(2.1)
+    listed = run("keys", "list", "--user", "kim@example.com", "--database-url", db).stdout
+    states = {line.split()[1]: line.split()[-2] for line in listed.splitlines()[1:]}
+    assert states == {"brief": "expired", "lasting": "active"}

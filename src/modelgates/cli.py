@@ -19,9 +19,10 @@ from modelgates.catalog import ConfigError, GatewayConfig, load_config
 from modelgates.container import Services
 from modelgates.display import printable
 from modelgates.errors import ModelGatesError
+from modelgates.key_state import key_state
 from modelgates.money import to_usd
 from modelgates.oidc import OidcClient, OidcConfig, ProviderUnavailable
-from modelgates.services import audit
+from modelgates.services import audit, system_clock
 from modelgates.services.auth_codes import parse_rfc3339
 from modelgates.services.keys import isoformat
 from modelgates.settings import ENV_PREFIX, Settings, SettingsError
@@ -288,14 +289,15 @@ def keys_list(email: str, database_url: str | None) -> None:
     if not found:
         click.echo("no keys")
         return
-    click.echo(f"{'HASH':<64}  {'LABEL':<24}  {'LIMIT':>10}  {'RESET':<7}  {'STATUS':<8}  EXPIRES")
+    click.echo(f"{'HASH':<64}  {'LABEL':<24}  {'LIMIT':>10}  {'RESET':<7}  {'STATUS':<9}  EXPIRES")
+    now = system_clock()
     for key in found:
         limit = "-" if key.limit is None else f"{to_usd(key.limit):.2f}"
-        status = "disabled" if key.disabled else "active"
+        status = key_state(key, now)
         label = printable(key.label)[:24]
         click.echo(
             f"{key.hash:<64}  {label:<24}  {limit:>10}  {key.limit_reset or '-':<7}"
-            f"  {status:<8}  {isoformat(key.expires_at) or '-'}"
+            f"  {status:<9}  {isoformat(key.expires_at) or '-'}"
         )
 
 

@@ -13,6 +13,7 @@ from msgspec import UNSET, UnsetType
 from modelgates import metrics, tokens
 from modelgates.display import display_string_problem
 from modelgates.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from modelgates.key_state import key_state
 from modelgates.models import ApiKey, User
 from modelgates.money import MAX_LIMIT_USD, to_nanos, to_usd
 from modelgates.services import Clock, audit, system_clock
@@ -165,11 +166,12 @@ class KeyService:
         key = await self._store.get_key(tokens.sha256_hex(token))
         if key is None:
             raise Unauthorized(INVALID_KEY)
-        if key.revoked_at is not None:
+        state = key_state(key, self._clock())
+        if state == "revoked":
             raise Unauthorized(KEY_REVOKED)
-        if key.disabled:
+        if state == "disabled":
             raise Unauthorized(KEY_DISABLED)
-        if key.is_expired(self._clock()):
+        if state == "expired":
             await self._audit.record(audit.EXPIRED_USE_REFUSED, actor=audit.key_actor(key), key=key)
             raise Unauthorized(KEY_EXPIRED)
         return key

@@ -27,6 +27,8 @@ from modelgates.api.state import services
 from modelgates.callbacks import Callback
 from modelgates.dberrors import INVALID_VALUE, client_data_errors
 from modelgates.errors import BadRequest, ModelGatesError, PasswordChecksBusy
+from modelgates.key_state import LABELS as STATE_LABELS
+from modelgates.key_state import key_state
 from modelgates.models import App
 from modelgates.pkce import Method
 from modelgates.services import audit
@@ -433,14 +435,7 @@ async def _keys_page(
             apps[key.app_id] = await svc.apps.get(key.app_id)
         app = apps.get(key.app_id) if key.app_id is not None else None
         remaining = limit_remaining(key.limit, key.usage, key.limit_reset, now)
-        if key.is_expired(now):
-            status_text = "Expired"
-        elif key.disabled:
-            status_text = "Disabled"
-        elif remaining == 0:
-            status_text = "Limit reached"
-        else:
-            status_text = "Active"
+        status_text = STATE_LABELS[key_state(key, now)]
         rows.append(
             {
                 "hash": key.hash,
