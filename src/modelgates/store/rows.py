@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import fields
+from operator import attrgetter
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -261,12 +262,16 @@ GENERATION_COLUMNS: tuple[str, ...] = tuple(
 )
 
 
+_GENERATION_VALUES = attrgetter(*GENERATION_FIELDS)
+_CREATED_AT = GENERATION_FIELDS.index("created_at")
+
+
 def generation_values(record: Generation, ts: Callable[[datetime], Any]) -> tuple[Any, ...]:
-    """Values for ``INSERT INTO generations (GENERATION_COLUMNS)`` in column order."""
-    return tuple(
-        ts(value) if isinstance(value, datetime) else value
-        for value in (getattr(record, name) for name in GENERATION_FIELDS)
-    )
+    """Values for ``INSERT INTO generations (GENERATION_COLUMNS)`` in column order
+    (``created_at`` is the record's one timestamp)."""
+    values = list(_GENERATION_VALUES(record))
+    values[_CREATED_AT] = ts(values[_CREATED_AT])
+    return tuple(values)
 
 
 def generation_from_row(row: Row, ts: TimestampIn) -> Generation:

@@ -58,7 +58,6 @@ CREATE TABLE generations (
 );
 
 CREATE INDEX generations_by_key ON generations (key_hash, created_at);
-CREATE INDEX generations_by_user ON generations (user_id, created_at);
 CREATE INDEX generations_by_time ON generations (created_at);
 
 INSERT INTO generations (
