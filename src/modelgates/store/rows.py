@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import fields
-from operator import attrgetter
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol, cast
 
 import msgspec
