@@ -45,12 +45,19 @@ def nanos(usd: float) -> int:
 
 
 async def ledger(database_url: str, key: str) -> tuple[int, Any]:
-    """(the key's lifetime usage, its audit) read straight from the shared database."""
+    """(the key's lifetime usage, its audit) read straight from the shared database.
+
+    The two are separate reads, so the audit comes first: a settlement commits its
+    charge and the key's usage together, so the usage read after it includes every
+    charge the audit counted (read the other way round, a settlement landing between
+    the reads shows its charge without its usage)."""
+    key_hash = sha256_hex(key)
     store = await open_store(database_url, pool_size=1)
     try:
-        record = await store.get_key(sha256_hex(key))
+        audit = await store.usage_audit(key_hash, datetime.now(UTC))
+        record = await store.get_key(key_hash)
         assert record is not None
-        return record.usage.total, await store.usage_audit(record.hash, datetime.now(UTC))
+        return record.usage.total, audit
     finally:
         await store.close()
 
