@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
+from modelgates.models import UsageAudit
 from modelgates.money import NANOS_PER_USD
 from modelgates.store import open_store
 from tests.conftest import UPSTREAM_KEY, UPSTREAM_KEY_ENV
@@ -28,7 +29,7 @@ from tests.support.upstream import SLOW_SECONDS, Upstream, gateway_toml
 
 pytestmark = pytest.mark.e2e
 
-MESSAGES = [{"role": "user", "content": "one two three four"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three four"}]
 COST = 4 * 1000 + 10 * 2000  # a chat request of MESSAGES with max_tokens=10
 
 
@@ -44,7 +45,7 @@ def nanos(usd: float) -> int:
     return round(usd * NANOS_PER_USD)
 
 
-async def ledger(database_url: str, key: str) -> tuple[int, Any]:
+async def ledger(database_url: str, key: str) -> tuple[int, UsageAudit]:
     """(the key's lifetime usage, its audit) read straight from the shared database.
 
     The two are separate reads, so the audit comes first: a settlement commits its
@@ -62,7 +63,7 @@ async def ledger(database_url: str, key: str) -> tuple[int, Any]:
         await store.close()
 
 
-async def wait_for_ledger(database_url: str, key: str, charges: int) -> tuple[int, Any]:
+async def wait_for_ledger(database_url: str, key: str, charges: int) -> tuple[int, UsageAudit]:
     deadline = time.monotonic() + 10
     while True:
         usage, audit = await ledger(database_url, key)
@@ -79,7 +80,7 @@ async def test_official_openai_sdk(database_url: str, tmp_path: Path, config_fil
 
         chat = await client.chat.completions.create(
             model="test/echo",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=10,
         )
         assert chat.choices[0].message.content == "tok " * 10
@@ -90,7 +91,7 @@ async def test_official_openai_sdk(database_url: str, tmp_path: Path, config_fil
 
         stream = await client.chat.completions.create(
             model="test/echo",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=3,
             stream=True,
             stream_options={"include_usage": True},
@@ -105,7 +106,7 @@ async def test_official_openai_sdk(database_url: str, tmp_path: Path, config_fil
 
         quiet = await client.chat.completions.create(
             model="test/echo",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=2,
             stream=True,
         )
@@ -133,19 +134,19 @@ async def test_official_openai_sdk(database_url: str, tmp_path: Path, config_fil
         with pytest.raises(openai.BadRequestError) as unknown:
             await client.chat.completions.create(
                 model="nope/none",
-                messages=MESSAGES,  # type: ignore[arg-type]
+                messages=MESSAGES,
             )
         assert unknown.value.status_code == 400
         with pytest.raises(openai.InternalServerError) as down:
             await client.chat.completions.create(
                 model="test/fail",
-                messages=MESSAGES,  # type: ignore[arg-type]
+                messages=MESSAGES,
             )
         assert down.value.status_code == 502
         await client.close()
 
-    usage, audit = await ledger(database_url, account.key)
-    assert usage == audit.charged == charged
+    lifetime, audit = await ledger(database_url, account.key)
+    assert lifetime == audit.charged == charged
     assert audit.reservations == 0
 
 
@@ -162,13 +163,13 @@ async def test_limit_refusal_through_the_sdk(
         client = openai.AsyncOpenAI(base_url=server.api, api_key=key, max_retries=0)
         await client.chat.completions.create(
             model="test/echo",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=10,
         )
         with pytest.raises(openai.PermissionDeniedError) as refused:
             await client.chat.completions.create(
                 model="test/echo",
-                messages=MESSAGES,  # type: ignore[arg-type]
+                messages=MESSAGES,
                 max_tokens=10,
             )
         assert refused.value.status_code == 403

@@ -139,7 +139,7 @@ def make_app(record: list[Recorded]) -> Starlette:
             else:
                 choice = {"index": 0, "text": "tok "}
             choice["finish_reason"] = "length" if index == completion - 1 else None
-            chunk = {**base, "choices": [choice]}
+            chunk: dict[str, Any] = {**base, "choices": [choice]}
             yield b"data: " + msgspec.json.encode(chunk) + b"\n\n"
         if with_usage:
             chunk = {**base, "choices": [], "usage": usage(prompt, completion)}
