@@ -93,15 +93,15 @@ async def codes(database_url: str, user_id: str, count: int) -> list[str]:
         with closing(sqlite3.connect(path_from_url(database_url))) as conn, conn:
             conn.executemany(sql, [rows.code_insert_values(r, iso) for r in records])
     else:
-        conn = await asyncpg.connect(database_url)
+        pg = await asyncpg.connect(database_url)
         try:
-            await conn.copy_records_to_table(
+            await pg.copy_records_to_table(
                 "auth_codes",
                 records=[rows.code_insert_values(r, utc) for r in records],
                 columns=columns,
             )
         finally:
-            await conn.close()
+            await pg.close()
     return secrets_
 
 

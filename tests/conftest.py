@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from modelgates.models import User
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
 from tests.support.clock import FakeClock
-from tests.support.postgres import fresh_database
+from tests.support.postgres import fresh_database, reset_database, worker_database
 from tests.support.upstream import Upstream, gateway_toml, running_upstream
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -32,9 +33,31 @@ def settings() -> Settings:
     return Settings()
 
 
+@pytest.fixture(scope="session")
+def postgres_worker_url() -> Iterator[str]:
+    """This xdist worker's PostgreSQL database, made and migrated once per session."""
+    with worker_database(os.environ.get("PYTEST_XDIST_WORKER", "main")) as url:
+        yield url
+
+
 @pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database on each backend."""
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no rows on each backend: a new SQLite file (not yet migrated),
+    or this worker's migrated PostgreSQL database with every table emptied.
+
+    Tests on one worker run one after another, so the server processes an
+    end-to-end test starts see only that test's rows."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'modelgates.db'}"
+    url: str = request.getfixturevalue("postgres_worker_url")
+    await reset_database(url)
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of the test's own with no schema yet, on each backend (the
+    migration tests need one; everything else takes ``database_url``)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'modelgates.db'}"
     else:

@@ -28,9 +28,9 @@ SEED_BODY = {
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = response.json()
-    assert body["error"]["code"] == response.status_code
-    return body["error"]
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == response.status_code
+    return error
 
 
 async def test_seed_example_gets_200_matching_the_spec(

@@ -38,9 +38,9 @@ def settings() -> Settings:
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = response.json()
-    assert body["error"]["code"] == response.status_code
-    return body["error"]
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == response.status_code
+    return error
 
 
 async def key_status(client: httpx.AsyncClient, key: str) -> int:

@@ -138,10 +138,12 @@ class Operation:
         return (self.operation or {}).get("security", DOCUMENT.get("security")) == []
 
     def example(self) -> dict[str, Any]:
-        media = self.media or {}
+        media: dict[str, Any] = self.media or {}
         example = media.get("example")
         if example is None:
-            example = next(iter(media.get("examples", {}).values()), {}).get("value")
+            examples: dict[str, Any] = media.get("examples", {})
+            first: dict[str, Any] = next(iter(examples.values()), {})
+            example = first.get("value")
         assert isinstance(example, dict), (
             f"{self.id}: give its request body an `example` in openapi.yaml (the sweep starts"
             " from it, and it must succeed as it is)"

@@ -91,6 +91,11 @@ async def test_hostile_names_and_labels_are_400s_naming_the_field(
     }
 
 
+def raw_headers(auth: dict[str, str], name: str, value: bytes) -> list[tuple[bytes, bytes]]:
+    """Headers with one value sent as raw bytes (not necessarily UTF-8)."""
+    return [*((k.encode(), v.encode()) for k, v in auth.items()), (name.encode(), value)]
+
+
 @pytest.mark.parametrize("text", IN_A_HEADER.values(), ids=IN_A_HEADER.keys())
 async def test_hostile_titles_are_400s_naming_the_header(
     client: httpx.AsyncClient, account: Account, store: Store, text: str
@@ -98,7 +103,7 @@ async def test_hostile_titles_are_400s_naming_the_header(
     for header in ("X-Title", "X-OpenRouter-Title"):
         response = await client.post(
             "/api/v1/auth/keys/code",
-            headers={**account.auth, header: text.encode("utf-8")},  # type: ignore[dict-item]
+            headers=raw_headers(account.auth, header, text.encode("utf-8")),
             json={"callback_url": "https://myapp.com/cb"},
         )
         assert response.status_code == 400, response.text
@@ -113,7 +118,7 @@ async def test_a_utf8_title_is_stored_as_sent(
     for origin, raw in titles:
         response = await client.post(
             "/api/v1/auth/keys/code",
-            headers={**account.auth, "X-Title": raw},  # type: ignore[dict-item]
+            headers=raw_headers(account.auth, "X-Title", raw),
             json={"callback_url": origin + "/cb"},
         )
         assert response.status_code == 200, response.text

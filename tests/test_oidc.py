@@ -85,7 +85,11 @@ def test_claims_from_the_id_token_or_userinfo() -> None:
         {"sub": "s", "email": "a@example.com"},
         {"sub": "s", "email": "b@example.com", "email_verified": True, "groups": ["g"]},
     )
-    assert (mixed.email, mixed.email_verified, mixed.groups) == ("a@example.com", False, {"g"})
+    assert (mixed.email, mixed.email_verified, mixed.groups) == (
+        "a@example.com",
+        False,
+        frozenset({"g"}),
+    )
     info = claims_of(ISSUER, {"sub": "s"}, {"sub": "s", "email": "b@example.com",
                                              "email_verified": "true"})  # fmt: skip
     assert (info.email, info.email_verified) == ("b@example.com", True)

@@ -277,9 +277,11 @@ def documented_routes() -> dict[str, set[str]]:
 def served_routes() -> dict[str, set[str]]:
     served: dict[str, set[str]] = {}
     for route in routes():
-        if isinstance(route, Mount) or not route.include_in_schema:
-            continue  # HTML pages and /static are not part of the JSON API's document
+        if isinstance(route, Mount):
+            continue  # /static is not part of the JSON API's document
         assert isinstance(route, Route)
+        if not route.include_in_schema:
+            continue  # nor are the HTML pages
         methods = set(route.methods or ())
         if "GET" in methods:
             methods.discard("HEAD")  # Starlette answers HEAD wherever it answers GET

@@ -88,7 +88,7 @@ async def test_the_loop_stays_responsive_while_log_ins_are_checked(
     ):
         passwords = app.state.services.users.passwords
         csrf = csrf_of((await http.get("/login")).text)
-        stop, lags = asyncio.Event(), []
+        stop, lags = asyncio.Event(), list[float]()
         probe = asyncio.create_task(probe_lag(stop, lags))
         log_ins = asyncio.gather(
             *(

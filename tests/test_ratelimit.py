@@ -13,13 +13,13 @@ import pytest
 
 from modelgates.app import build_app
 from modelgates.catalog import GatewayConfig
+from modelgates.errors import TooManyRequests
 from modelgates.pkce import s256
 from modelgates.ratelimit import (
     MemoryCounters,
     RateLimiter,
     RedisCounters,
     Rule,
-    TooManyRequests,
 )
 from modelgates.settings import Settings
 from modelgates.store import Store

@@ -23,16 +23,16 @@ async def dump(database_url: str) -> str:
             return "\n".join(conn.iterdump())
         finally:
             conn.close()
-    conn = await asyncpg.connect(database_url)
+    pg = await asyncpg.connect(database_url)
     try:
-        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        parts = []
+        tables = await pg.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        parts: list[str] = []
         for table in tables:
-            rows = await conn.fetch(f'SELECT t::text AS row FROM "{table["tablename"]}" t')
+            rows = await pg.fetch(f'SELECT t::text AS row FROM "{table["tablename"]}" t')
             parts.extend(r["row"] for r in rows)
         return "\n".join(parts)
     finally:
-        await conn.close()
+        await pg.close()
 
 
 PLAIN_VERIFIER = "plain-verifier-is-the-challenge-" + "x" * 20

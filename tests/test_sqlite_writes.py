@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -140,7 +141,7 @@ async def test_a_failed_shared_commit_fails_every_write_in_it(store: SqliteStore
     )
     await store.create_user(user("parent"))
 
-    def insert(row_id: int, parent: str) -> object:
+    def insert(row_id: int, parent: str) -> Awaitable[sqlite3.Cursor]:
         return store._write(
             lambda conn: conn.execute("INSERT INTO probe VALUES (?, ?)", (row_id, parent))
         )

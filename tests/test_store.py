@@ -1,7 +1,7 @@
 """The Store contract (modelgates.store.base.Store), on SQLite and PostgreSQL.
 
-Every test that takes ``store`` (or ``database_url``) runs once per backend.
-Records are built here with small helpers; users exist before their keys and
+Every test that takes ``store``, ``database_url`` or ``empty_database_url`` runs once per
+backend. Records are built here with small helpers; users exist before their keys and
 codes, apps before codes (foreign keys).
 """
 
@@ -37,6 +37,7 @@ from modelgates.store.base import KeyChange, from_iso, iso, migration_files
 from modelgates.store.postgres import PostgresStore
 from modelgates.windows import Reset, UsageCounters
 from tests.support.clock import FakeClock
+from tests.support.postgres import reset_database
 
 
 def all_migrations(database_url: str) -> list[str]:
@@ -149,25 +150,25 @@ def now(clock: FakeClock) -> datetime:
 # --- migrations ------------------------------------------------------------
 
 
-async def test_migrate_applies_initial_once(database_url: str) -> None:
-    async with opened_stores(database_url, 1, capped=False) as (store,):
-        assert await store.migrate() == all_migrations(database_url)
+async def test_migrate_applies_initial_once(empty_database_url: str) -> None:
+    async with opened_stores(empty_database_url, 1, capped=False) as (store,):
+        assert await store.migrate() == all_migrations(empty_database_url)
         assert await store.migrate() == []
         await store.ping()
         # The schema is really there.
         assert await store.get_user("nobody") is None
 
 
-async def test_migrate_is_idempotent_across_stores(database_url: str) -> None:
-    async with opened_stores(database_url, 2, capped=False) as (first, second):
-        assert await first.migrate() == all_migrations(database_url)
+async def test_migrate_is_idempotent_across_stores(empty_database_url: str) -> None:
+    async with opened_stores(empty_database_url, 2, capped=False) as (first, second):
+        assert await first.migrate() == all_migrations(empty_database_url)
         assert await second.migrate() == []
 
 
-async def test_concurrent_migrate_on_two_stores_applies_once(database_url: str) -> None:
-    async with opened_stores(database_url, 2, capped=False) as (first, second):
+async def test_concurrent_migrate_on_two_stores_applies_once(empty_database_url: str) -> None:
+    async with opened_stores(empty_database_url, 2, capped=False) as (first, second):
         results = await asyncio.gather(first.migrate(), second.migrate())
-        assert sorted(results) == [[], all_migrations(database_url)]
+        assert sorted(results) == [[], all_migrations(empty_database_url)]
         assert await first.migrate() == []
         assert await second.migrate() == []
         # Both see a working schema.
@@ -178,6 +179,29 @@ async def test_concurrent_migrate_on_two_stores_applies_once(database_url: str) 
 
 async def test_fixture_store_is_migrated(store: Store) -> None:
     assert await store.migrate() == []
+
+
+@pytest.mark.postgres
+async def test_worker_database_reset_empties_every_table_but_the_ledger(
+    postgres_worker_url: str, now: datetime
+) -> None:
+    """Between tests a worker's PostgreSQL database loses its rows, restarts its
+    identities, and keeps its schema and migration ledger."""
+    async with opened_stores(postgres_worker_url, 1) as (store,):
+        user = await add_user(store, now)
+        first_app = await add_app(store, now)
+        await store.create_key(make_key(user, now))
+    await reset_database(postgres_worker_url)
+    async with opened_stores(postgres_worker_url, 1) as (store,):
+        assert await store.migrate() == []
+        assert await store.get_user(user.id) is None
+        assert (await add_app(store, now)).id == 1 <= first_app.id
+    conn = await asyncpg.connect(postgres_worker_url)
+    try:
+        ledger = [r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")]
+        assert sorted(ledger) == all_migrations(postgres_worker_url)
+    finally:
+        await conn.close()
 
 
 # --- users -----------------------------------------------------------------

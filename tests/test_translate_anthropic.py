@@ -914,7 +914,7 @@ def mutated_examples(draw: st.DrawFn) -> Any:
         if not candidates:
             break
         *parent_path, key = draw(st.sampled_from(candidates))
-        parent = body
+        parent: Any = body
         for step in parent_path:
             parent = parent[step]
         if isinstance(parent, dict) and draw(st.booleans()):

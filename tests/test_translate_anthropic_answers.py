@@ -505,7 +505,7 @@ def test_stop_reasons(stop_reason: str | None, finish_reason: str) -> None:
 
 
 def start_event(input_tokens: int, **usage: int) -> tuple[str, dict[str, Any]]:
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY",
         "type": "message",
         "role": "assistant",

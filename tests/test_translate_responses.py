@@ -544,7 +544,7 @@ def test_tool_choice(choice: object, translated: object) -> None:
 
 
 def test_history_comes_after_instructions_and_before_input() -> None:
-    history = [
+    history: list[dict[str, Any]] = [
         {"type": "message", "role": "user", "content": "tell me a joke"},
         {"type": "reasoning", "id": "rs_1", "summary": []},
         {

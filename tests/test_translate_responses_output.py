@@ -289,7 +289,11 @@ def test_response_with_cost_relabels_an_upstream_response() -> None:
 
 
 def test_relay_event_relabels_lifecycle_events_only() -> None:
-    created = {"type": "response.created", "sequence_number": 0, "response": UPSTREAM_RESPONSE}
+    created: dict[str, Any] = {
+        "type": "response.created",
+        "sequence_number": 0,
+        "response": UPSTREAM_RESPONSE,
+    }
     relayed = relay_event(created, id="gen-9", model="openai/gpt-4.1")
     assert relayed["response"]["id"] == "gen-9"
     assert relayed["response"]["model"] == "openai/gpt-4.1"

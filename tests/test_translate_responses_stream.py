@@ -161,7 +161,7 @@ def test_text_stream_follows_the_documented_sequence() -> None:
     assert final.type == "response.completed"
     assert final.response.output_text == "Hi there"
     assert final.response.usage.input_tokens == 12
-    assert stream.response == events[-1]["response"]
+    assert stream.response is not None and stream.response == events[-1]["response"]
     assert stream.response["usage"]["cost"] == 0.25
     assert stream.finish_reason == "stop"
     assert events[0]["response"]["status"] == "in_progress"

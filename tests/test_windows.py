@@ -33,8 +33,16 @@ fixed_offsets = st.builds(
 )
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
+    microsecond: int = 0,
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=UTC)
 
 
 # --- constants -------------------------------------------------------------
@@ -342,7 +350,11 @@ def test_counters_keep_value_until_next_reset(
     pair: tuple[UsageCounters, datetime], extra: timedelta
 ) -> None:
     counters, t = pair
-    for reset, stored in (("daily", counters.day), ("weekly", counters.week)):
+    stored_by_reset: tuple[tuple[Reset, int], ...] = (
+        ("daily", counters.day),
+        ("weekly", counters.week),
+    )
+    for reset, stored in stored_by_reset:
         later = min(t + extra, next_reset(t, reset) - timedelta(microseconds=1))
         assert counters.in_window(later, reset) == stored
     later = min(t + extra, next_reset(t, "monthly") - timedelta(microseconds=1))

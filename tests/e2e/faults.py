@@ -24,8 +24,8 @@ async def query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
         path = database_url.removeprefix("sqlite:///")
         with closing(sqlite3.connect(path)) as conn:
             return [tuple(row) for row in conn.execute(sql).fetchall()]
-    conn = await asyncpg.connect(database_url)
+    pg = await asyncpg.connect(database_url)
     try:
-        return [tuple(record) for record in await conn.fetch(sql)]
+        return [tuple(record) for record in await pg.fetch(sql)]
     finally:
-        await conn.close()
+        await pg.close()

@@ -107,13 +107,13 @@ async def exchange_minted_keys(database_url: str, user_id: str) -> list[MintedKe
                 (user_id,),
             ).fetchall()
         return [MintedKey(h, app, bool(revoked)) for h, app, revoked in rows]
-    conn = await asyncpg.connect(database_url)
+    pg = await asyncpg.connect(database_url)
     try:
-        records = await conn.fetch(
+        records = await pg.fetch(
             "SELECT hash, app_id, revoked_at IS NOT NULL AS revoked FROM api_keys"
             " WHERE user_id = $1 AND issued_by_code",
             user_id,
         )
     finally:
-        await conn.close()
+        await pg.close()
     return [MintedKey(r["hash"], r["app_id"], r["revoked"]) for r in records]

@@ -128,8 +128,8 @@ async def test_postgres_outage_fails_closed_and_recovers(
                 stopping = asyncio.create_task(asyncio.to_thread(cluster.stop))
                 statuses: list[int] = []
                 while not stopping.done():
-                    answers = await asyncio.gather(chat(), current_key())
-                    statuses += [a.status_code for a in answers]
+                    during_stop = await asyncio.gather(chat(), current_key())
+                    statuses += [a.status_code for a in during_stop]
                 await stopping
                 assert set(statuses) <= {200, 503}, statuses
 
@@ -150,9 +150,9 @@ async def test_postgres_outage_fails_closed_and_recovers(
                 cluster.start()
                 back = time.monotonic()
                 while True:
-                    answers = await asyncio.gather(chat(), current_key())
+                    after_start = await asyncio.gather(chat(), current_key())
                     ready = await http.get(server.base_url + "/ready")
-                    codes = {a.status_code for a in answers} | {ready.status_code}
+                    codes = {a.status_code for a in after_start} | {ready.status_code}
                     if codes == {200}:
                         break
                     assert codes <= {200, 503}, codes

@@ -109,7 +109,7 @@ async def race(
         )
         for i in range(RACERS)
     ]
-    *responses, _ = await asyncio.gather(*racers, gate.open_when_ready())
+    responses, _ = await asyncio.gather(asyncio.gather(*racers), gate.open_when_ready())
     return responses
 
 

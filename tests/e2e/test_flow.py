@@ -6,7 +6,9 @@ Parametrised over SQLite (a file) and PostgreSQL (a fresh database) by the
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -102,9 +104,16 @@ async def test_cli_account_then_pkce_flow(database_url: str, tmp_path: Path) -> 
             assert (await http.get("/key", headers=traced)).status_code == 200
 
         # One access line per request (ours, with the id), not a second one from uvicorn.
-        entries = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        # (The line is written just after the answer is sent: wait for it, briefly.)
+        deadline = time.monotonic() + 5
+        while True:
+            lines = server.log().splitlines()
+            entries = [json.loads(line) for line in lines if line.startswith("{")]
+            traced_lines = [e for e in entries if e["request_id"] == "flow-access-1"]
+            if traced_lines or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
         assert not [e for e in entries if e["logger"] == "uvicorn.access"]
-        traced_lines = [e for e in entries if e["request_id"] == "flow-access-1"]
         assert [(e["logger"], e["route"], e["status"]) for e in traced_lines] == [
             ("modelgates.access", "/api/v1/key", 200)
         ]

@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
+from modelgates.models import UsageAudit
 from modelgates.money import NANOS_PER_USD
 from modelgates.store import open_store
 from tests.conftest import UPSTREAM_KEY, UPSTREAM_KEY_ENV
@@ -28,7 +30,7 @@ from tests.support.upstream import SLOW_SECONDS, Upstream, gateway_toml
 
 pytestmark = pytest.mark.e2e
 
-MESSAGES = [{"role": "user", "content": "one two three four"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three four"}]
 COST = 4 * 1000 + 10 * 2000  # a chat request of MESSAGES with max_tokens=10
 WORST = 12 * 1000 + 10 * 2000
 """What admission counts for that request: its prompt estimate (12 tokens) and max_tokens."""
@@ -46,21 +48,25 @@ def nanos(usd: float) -> int:
     return round(usd * NANOS_PER_USD)
 
 
-async def ledger(database_url: str, key: str) -> tuple[int, Any]:
-    """(the key's lifetime usage, its audit) read straight from the shared database."""
+async def ledger(database_url: str, key: str) -> tuple[int, UsageAudit]:
+    """(the key's lifetime usage, its audit) read straight from the shared database.
+
+    The two are separate reads, so the audit comes first: a settlement commits its
+    charge and the key's usage together, so the usage read after it includes every
+    charge the audit counted (read the other way round, a settlement landing between
+    the reads shows its charge without its usage)."""
+    key_hash = sha256_hex(key)
     store = await open_store(database_url, pool_size=1)
     try:
-        # The ledger first: a settlement committing between the two reads then shows in
-        # the key's usage too (the other order could see a charge without its usage).
-        audit = await store.usage_audit(sha256_hex(key), datetime.now(UTC))
-        record = await store.get_key(sha256_hex(key))
+        audit = await store.usage_audit(key_hash, datetime.now(UTC))
+        record = await store.get_key(key_hash)
         assert record is not None
         return record.usage.total, audit
     finally:
         await store.close()
 
 
-async def wait_for_ledger(database_url: str, key: str, charges: int) -> tuple[int, Any]:
+async def wait_for_ledger(database_url: str, key: str, charges: int) -> tuple[int, UsageAudit]:
     deadline = time.monotonic() + 10
     while True:
         usage, audit = await ledger(database_url, key)
@@ -77,7 +83,7 @@ async def test_official_openai_sdk(database_url: str, tmp_path: Path, config_fil
 
         chat = await client.chat.completions.create(
             model="test/echo",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=10,
         )
         assert chat.choices[0].message.content == "tok " * 10
@@ -88,7 +94,7 @@ async def test_official_openai_sdk(database_url: str, tmp_path: Path, config_fil
 
         stream = await client.chat.completions.create(
             model="test/echo",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=3,
             stream=True,
             stream_options={"include_usage": True},
@@ -103,7 +109,7 @@ async def test_official_openai_sdk(database_url: str, tmp_path: Path, config_fil
 
         quiet = await client.chat.completions.create(
             model="test/echo",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=2,
             stream=True,
         )
@@ -111,7 +117,9 @@ async def test_official_openai_sdk(database_url: str, tmp_path: Path, config_fil
         # Exactly one usage chunk ends every stream, asked for or not (as OpenRouter's do).
         assert [c.usage is None for c in quiet_chunks] == [True, True, False]
         assert quiet_chunks[-1].choices == []
-        assert nanos(quiet_chunks[-1].usage.model_dump()["cost"]) == 4 * 1000 + 2 * 2000
+        final_usage = quiet_chunks[-1].usage
+        assert final_usage is not None
+        assert nanos(final_usage.model_dump()["cost"]) == 4 * 1000 + 2 * 2000
         assert {c.id for c in quiet_chunks} == {quiet_chunks[0].id}
         assert quiet_chunks[0].id.startswith("gen-")
         charged += 4 * 1000 + 2 * 2000
@@ -135,19 +143,19 @@ async def test_official_openai_sdk(database_url: str, tmp_path: Path, config_fil
         with pytest.raises(openai.BadRequestError) as unknown:
             await client.chat.completions.create(
                 model="nope/none",
-                messages=MESSAGES,  # type: ignore[arg-type]
+                messages=MESSAGES,
             )
         assert unknown.value.status_code == 400
         with pytest.raises(openai.InternalServerError) as down:
             await client.chat.completions.create(
                 model="test/fail",
-                messages=MESSAGES,  # type: ignore[arg-type]
+                messages=MESSAGES,
             )
         assert down.value.status_code == 502
         await client.close()
 
-    usage, audit = await ledger(database_url, account.key)
-    assert usage == audit.charged == charged
+    lifetime, audit = await ledger(database_url, account.key)
+    assert lifetime == audit.charged == charged
     assert audit.reservations == 0
 
 
@@ -164,13 +172,13 @@ async def test_limit_refusal_through_the_sdk(
         client = openai.AsyncOpenAI(base_url=server.api, api_key=key, max_retries=0)
         await client.chat.completions.create(
             model="test/echo",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=10,
         )
         with pytest.raises(openai.PermissionDeniedError) as refused:
             await client.chat.completions.create(
                 model="test/echo",
-                messages=MESSAGES,  # type: ignore[arg-type]
+                messages=MESSAGES,
                 max_tokens=10,
             )
         assert refused.value.status_code == 403
@@ -320,21 +328,22 @@ async def test_spend_invariant_across_two_processes(
         ]
         clients = [httpx.AsyncClient(base_url=s.api, timeout=60, limits=limits) for s in servers]
         started = time.monotonic()
-        responses = await asyncio.gather(
-            *(
-                clients[i % 2].post(
-                    "/" + WORKLOAD[i % len(WORKLOAD)][0],
-                    headers={"Authorization": f"Bearer {key}"},
-                    json=WORKLOAD[i % len(WORKLOAD)][1],
+        responses, _ = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    clients[i % 2].post(
+                        "/" + WORKLOAD[i % len(WORKLOAD)][0],
+                        headers={"Authorization": f"Bearer {key}"},
+                        json=WORKLOAD[i % len(WORKLOAD)][1],
+                    )
+                    for i in range(RACERS)
                 )
-                for i in range(RACERS)
             ),
-            *(hang_up_mid_stream(clients[i % 2], key) for i in range(DISCONNECTS)),
+            asyncio.gather(*(hang_up_mid_stream(clients[i % 2], key) for i in range(DISCONNECTS))),
         )
         elapsed = time.monotonic() - started
         for client in clients:
             await client.aclose()
-        responses = responses[:RACERS]
         _, settled = await wait_for_ledger(database_url, key, 0)  # reservations all settled
 
     admitted = [r for r in responses if r.status_code == 200]

@@ -77,8 +77,10 @@ def test_sdk_manages_keys(database_url: str, tmp_path: Path) -> None:
 
         with pytest.raises(errors.BadRequestResponseError) as bad:
             admin.api_keys.create(name="x", limit_reset="daily")
-        assert bad.value.data.error.metadata is not None
-        assert bad.value.data.error.metadata["field"] == "limit_reset"
+        metadata = bad.value.data.error.metadata
+        assert metadata is not None
+        assert isinstance(metadata, dict)  # neither None nor the SDK's UNSET
+        assert metadata["field"] == "limit_reset"
 
     with serve(database_url, tmp_path) as server, sdk(server.base_url, account.key) as ordinary:
         # OpenRouter's spec declares the 403 only on create; on the other routes the

@@ -111,8 +111,8 @@ def make_app(record: list[Recorded]) -> Starlette:
         prompts: list[Any] = [body.get("messages")]
         if kind != "chat":
             raw = body.get("prompt")
-            is_batch = isinstance(raw, list) and raw and not isinstance(raw[0], int)
-            prompts = list(raw) if is_batch else [raw]
+            is_batch = isinstance(raw, list) and bool(raw) and not isinstance(raw[0], int)
+            prompts = list(raw) if isinstance(raw, list) and is_batch else [raw]
         n = body.get("n") or 1
         prompt = count_words(prompts)
         per_choice = body.get("max_tokens") or DEFAULT_COMPLETION_TOKENS
