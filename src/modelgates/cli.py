@@ -24,9 +24,9 @@ from modelgates.money import to_usd
 from modelgates.oidc import OidcClient, OidcConfig, ProviderUnavailable
 from modelgates.services import audit, system_clock
 from modelgates.services.auth_codes import parse_rfc3339
-from modelgates.services.keys import isoformat
 from modelgates.settings import ENV_PREFIX, Settings, SettingsError
 from modelgates.store import open_store
+from modelgates.timestamps import isoformat
 from modelgates.windows import RESETS, Reset
 
 P = ParamSpec("P")

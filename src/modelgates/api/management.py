@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelgates.api.body import read_json
+from modelgates.api.key_views import key_object
 from modelgates.api.responses import JSONResponse
 from modelgates.api.state import services
 from modelgates.container import Services
@@ -18,7 +19,6 @@ from modelgates.errors import BadRequest
 from modelgates.models import ApiKey
 from modelgates.services import audit
 from modelgates.services.auth_codes import parse_rfc3339
-from modelgates.services.keys import key_object
 from modelgates.windows import NO_SPEND
 
 MAX_OFFSET = 2**31 - 1
