@@ -69,7 +69,7 @@ async def list_keys(request: Request) -> Response:
     offset = _offset(request)
     include_disabled = _include_disabled(request)
     page = await svc.keys.list_page(caller, offset=offset, include_disabled=include_disabled)
-    user = await svc.store.get_user(caller.user_id)
+    user = await svc.users.get(caller.user_id)
     now = svc.clock()
     minted = await svc.keys.minted_spend(page)
     return JSONResponse(
@@ -84,7 +84,7 @@ async def create_key(request: Request) -> Response:
     expires_at = (
         None if body.expires_at is None else parse_rfc3339(body.expires_at, field="expires_at")
     )
-    user = await svc.store.get_user(caller.user_id)
+    user = await svc.users.get(caller.user_id)
     if user is None:  # a key outlived its user: nothing to create keys for
         raise BadRequest("The key's user no longer exists")
     new = await svc.keys.create(
@@ -123,7 +123,7 @@ async def update_key(request: Request) -> Response:
 
 
 async def _key_answer(svc: Services, caller: ApiKey, key: ApiKey) -> Response:
-    user = await svc.store.get_user(caller.user_id)
+    user = await svc.users.get(caller.user_id)
     minted = await svc.keys.minted_spend([key])
     return JSONResponse(
         {"data": key_object(key, user, svc.clock(), minted.get(key.hash, NO_SPEND))}
