@@ -332,6 +332,7 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/completions",
         "/embeddings",
         "/generation",
+        "/models/user",
     }
 
 
