@@ -251,6 +251,6 @@ async def test_stored_lists_survive_the_store(store: Store, services: Services) 
     new = await services.keys.create(user, name="k", allowed_models=("a/*", "b/c"))
     fetched = await store.get_key(new.record.hash)
     assert fetched is not None and fetched.allowed_models == ("a/*", "b/c")
-    (listed,) = [k for k in await store.list_keys(user.id, include_disabled=True, offset=0,
-                                                  limit=10) if k.hash == new.record.hash]  # fmt: skip
+    keys = await store.list_keys(user.id, include_disabled=True, offset=0, limit=10)
+    (listed,) = [key for key in keys if key.hash == new.record.hash]
     assert listed.allowed_models == ("a/*", "b/c")
