@@ -22,7 +22,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from modelgates import metrics
+from modelgates import allowlist, metrics
+from modelgates.allowlist import Allowlist
 from modelgates.api.state import services
 from modelgates.callbacks import Callback
 from modelgates.dberrors import INVALID_VALUE, client_data_errors
@@ -47,7 +48,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 RESETS: tuple[str, ...] = get_args(Reset)
-AUTH_PARAMS = ("callback_url", "code_challenge", "code_challenge_method", "key_label", "limit")
+AUTH_PARAMS = (
+    "callback_url", "code_challenge", "code_challenge_method", "key_label", "limit",
+    "allowed_models",
+)  # fmt: skip
 GENERIC_LOGIN_FAILURE = "Incorrect email or password"
 _TITLES = {400: "Invalid request", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
 _FIELD_LABELS = {
@@ -57,6 +61,7 @@ _FIELD_LABELS = {
     "expires_at": "Expiry",
     "key_label": "Key label",
     "name": "Name",
+    "allowed_models": "Allowed models",
 }
 
 
@@ -229,6 +234,9 @@ class AuthRequest:
     key_label: str | None
     limit: str | None
     state: str | None
+    allowed_models: Allowlist = None
+    """The models the app asks the key to be limited to (``allowed_models``, ids
+    separated by commas); shown on the page, carried into the code unchanged."""
 
     @property
     def redirect_params(self) -> dict[str, str]:
@@ -272,6 +280,7 @@ def parse_auth_request(request: Request) -> AuthRequest:
     key_label = query.get("key_label") or None
     try:  # shown on the page (in headless mode as the app's name): checked like a label
         check_label(key_label, field="key_label")
+        models = allowlist.parse_text(query.get("allowed_models") or "")
     except BadRequest as exc:
         raise _invalid(exc.message[:1].upper() + exc.message[1:]) from exc
     return AuthRequest(
@@ -281,6 +290,7 @@ def parse_auth_request(request: Request) -> AuthRequest:
         key_label=key_label,
         limit=query.get("limit"),
         state=query.get("state"),
+        allowed_models=models,
     )
 
 
@@ -311,6 +321,7 @@ async def _consent(
             "values": values,
             "resets": RESETS,
             "error": error,
+            "allowed_models": auth.allowed_models,
         },
         status=status,
     )
@@ -411,6 +422,7 @@ def _code_request(auth: AuthRequest, values: dict[str, str]) -> CodeRequest:
         key_label=values["key_label"] or None,
         limit=parse_limit(values["limit"], "limit"),
         usage_limit_type=parse_reset(values["reset"], "usage_limit_type"),
+        allowed_models=auth.allowed_models,
     )
 
 
@@ -448,6 +460,7 @@ async def _keys_page(
                 "usage": key.usage.in_window(now, key.limit_reset),
                 "remaining": remaining,
                 "status": status_text,
+                "models": key.allowed_models,
             }
         )
     return render(
@@ -456,7 +469,7 @@ async def _keys_page(
             **base_context(who),
             "keys": rows,
             "new_key": new_key,
-            "values": values or {"name": "", "limit": "", "reset": "", "expires": ""},
+            "values": values or {"name": "", "limit": "", "reset": "", "expires": "", "models": ""},
             "resets": RESETS,
             "error": error,
         },
@@ -479,6 +492,7 @@ async def keys_create(request: Request) -> Response:
     values = {
         name: form.get(name, "").strip()[:200] for name in ("name", "limit", "reset", "expires")
     }
+    values["models"] = form.get("models", "").strip()[:10_000]
     try:
         new = await services(request).keys.create(
             who.user,
@@ -486,6 +500,7 @@ async def keys_create(request: Request) -> Response:
             limit_usd=parse_limit(values["limit"], "limit"),
             limit_reset=parse_reset(values["reset"], "limit_reset"),
             expires_at=parse_local_utc(values["expires"], "expires_at"),
+            allowed_models=allowlist.parse_text(values["models"]),
         )
     except BadRequest as exc:
         label = _FIELD_LABELS.get(exc.field or "", "Key")
