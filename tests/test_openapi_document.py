@@ -25,13 +25,13 @@ from referencing.jsonschema import DRAFT202012
 from starlette.routing import Mount, Route
 
 from modelgates.api.auth_keys import CreateCodeBody, ExchangeBody
+from modelgates.api.key_views import current_key_data, key_object
 from modelgates.api.management import CreateKeyBody, UpdateKeyBody
 from modelgates.api.meta import openapi_document
 from modelgates.api.responses import error_body
 from modelgates.app import routes
 from modelgates.models import ApiKey, User
 from modelgates.money import NANOS_PER_USD
-from modelgates.services.keys import current_key_data, key_object
 from modelgates.windows import UsageCounters, day_start, month_start, week_start
 from tests.support.spec import SHARED_SPEC, founding_spec
 

@@ -75,7 +75,8 @@ def test_sqlite_code_purge_uses_the_expiry_index(tmp_path: Path) -> None:
     import sqlite3
 
     from modelgates.store.base import migration_files
-    from modelgates.store.sqlite import PURGE_CODES_SQL, register_migration_functions
+    from modelgates.store.sqlite import PURGE_CODES_SQL
+    from modelgates.store.sqlite_engine import register_migration_functions
 
     conn = sqlite3.connect(tmp_path / "plan.db")
     register_migration_functions(conn)

@@ -24,7 +24,7 @@ import pytest
 from modelgates import tokens
 from modelgates.errors import DuplicateEmail, StoreError
 from modelgates.models import AuditEvent, User
-from modelgates.store import sqlite as sqlite_store
+from modelgates.store import sqlite_engine as sqlite_store
 from modelgates.store.sqlite import SqliteStore
 
 CHECKPOINT_EVERY = 50

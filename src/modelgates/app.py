@@ -31,8 +31,8 @@ from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
+from modelgates.web import consent, key_pages, signin
 from modelgates.web import oidc as sign_on_pages
-from modelgates.web import pages
 from modelgates.web.templates import STATIC
 
 log = logging.getLogger("modelgates")
@@ -85,11 +85,11 @@ def routes() -> list[BaseRoute]:
 def page_routes() -> list[BaseRoute]:
     """The HTML pages (consent screen, log-in, keys): outside the OpenAPI document."""
     return [
-        Route("/auth", pages.auth_page, methods=["GET"], include_in_schema=False),
-        Route("/auth", pages.auth_decide, methods=["POST"], include_in_schema=False),
-        Route("/login", pages.login_page, methods=["GET"], include_in_schema=False),
-        Route("/login", pages.login_submit, methods=["POST"], include_in_schema=False),
-        Route("/logout", pages.logout, methods=["POST"], include_in_schema=False),
+        Route("/auth", consent.auth_page, methods=["GET"], include_in_schema=False),
+        Route("/auth", consent.auth_decide, methods=["POST"], include_in_schema=False),
+        Route("/login", signin.login_page, methods=["GET"], include_in_schema=False),
+        Route("/login", signin.login_submit, methods=["POST"], include_in_schema=False),
+        Route("/logout", signin.logout, methods=["POST"], include_in_schema=False),
         Route("/logout", sign_on_pages.signed_out, methods=["GET"], include_in_schema=False),
         Route("/auth/oidc/login", sign_on_pages.start, methods=["GET"], include_in_schema=False),
         Route(
@@ -98,11 +98,11 @@ def page_routes() -> list[BaseRoute]:
             methods=["GET"],
             include_in_schema=False,
         ),
-        Route("/keys", pages.keys_page, methods=["GET"], include_in_schema=False),
-        Route("/keys", pages.keys_create, methods=["POST"], include_in_schema=False),
+        Route("/keys", key_pages.keys_page, methods=["GET"], include_in_schema=False),
+        Route("/keys", key_pages.keys_create, methods=["POST"], include_in_schema=False),
         Route(
             "/keys/{key_hash}/revoke",
-            pages.keys_revoke,
+            key_pages.keys_revoke,
             methods=["POST"],
             include_in_schema=False,
         ),

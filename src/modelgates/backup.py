@@ -15,7 +15,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from modelgates.store.sqlite import BUSY_TIMEOUT_MS, path_from_url
+from modelgates.store.sqlite_engine import BUSY_TIMEOUT_MS, path_from_url
 
 # All pages in one step, inside one read transaction: in WAL mode that snapshot
 # does not block writers, and it cannot be restarted by their writes (a stepwise

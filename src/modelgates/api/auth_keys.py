@@ -15,7 +15,7 @@ from modelgates.api.state import services
 from modelgates.errors import BadRequest, Forbidden
 from modelgates.services.apps import app_title
 from modelgates.services.auth_codes import CodeRequest
-from modelgates.services.keys import isoformat
+from modelgates.timestamps import isoformat
 
 
 class CreateCodeBody(msgspec.Struct, forbid_unknown_fields=False):

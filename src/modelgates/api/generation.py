@@ -15,7 +15,7 @@ from modelgates.api.responses import JSONResponse
 from modelgates.api.state import services
 from modelgates.models import Generation
 from modelgates.money import to_usd
-from modelgates.services.keys import isoformat
+from modelgates.timestamps import isoformat
 
 _OPENROUTER_API_TYPE = {"embeddings": "embeddings"}
 """OpenRouter's coarse ``api_type``: every generating protocol is ``completions``."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelgates.api.key_views import current_key_data
 from modelgates.api.responses import JSONResponse
 from modelgates.api.state import services
-from modelgates.services.keys import current_key_data
 
 
 async def current_key(request: Request) -> Response:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from modelgates import allowlist
 from modelgates.api.body import read_json
+from modelgates.api.key_views import key_object
 from modelgates.api.responses import JSONResponse
 from modelgates.api.state import services
 from modelgates.container import Services
@@ -19,7 +20,6 @@ from modelgates.errors import BadRequest
 from modelgates.models import ApiKey
 from modelgates.services import audit
 from modelgates.services.auth_codes import parse_rfc3339
-from modelgates.services.keys import key_object
 from modelgates.windows import NO_SPEND
 
 MAX_OFFSET = 2**31 - 1
@@ -72,7 +72,7 @@ async def list_keys(request: Request) -> Response:
     offset = _offset(request)
     include_disabled = _include_disabled(request)
     page = await svc.keys.list_page(caller, offset=offset, include_disabled=include_disabled)
-    user = await svc.store.get_user(caller.user_id)
+    user = await svc.users.get(caller.user_id)
     now = svc.clock()
     minted = await svc.keys.minted_spend(page)
     return JSONResponse(
@@ -88,7 +88,7 @@ async def create_key(request: Request) -> Response:
         None if body.expires_at is None else parse_rfc3339(body.expires_at, field="expires_at")
     )
     allowed = allowlist.parse(body.allowed_models)
-    user = await svc.store.get_user(caller.user_id)
+    user = await svc.users.get(caller.user_id)
     if user is None:  # a key outlived its user: nothing to create keys for
         raise BadRequest("The key's user no longer exists")
     new = await svc.keys.create(
@@ -134,7 +134,7 @@ async def update_key(request: Request) -> Response:
 
 
 async def _key_answer(svc: Services, caller: ApiKey, key: ApiKey) -> Response:
-    user = await svc.store.get_user(caller.user_id)
+    user = await svc.users.get(caller.user_id)
     minted = await svc.keys.minted_spend([key])
     return JSONResponse(
         {"data": key_object(key, user, svc.clock(), minted.get(key.hash, NO_SPEND))}

@@ -65,6 +65,16 @@ class CodeRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Consent:
+    """A consent-page request, checked: the callback (``None`` for a headless code) and
+    the effective PKCE pair."""
+
+    callback: Callback | None
+    challenge: str | None
+    method: pkce.Method | None
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedCode:
     """A new code: the secret (returned once as ``data.id``), its record and app."""
 
@@ -157,16 +167,32 @@ class AuthCodeService:
         """
         if request.callback_url is not None:
             raise BadRequest("headless codes have no callback_url", field="callback_url")
-        if request.code_challenge is None:
-            raise BadRequest(
-                "code_challenge is required without a callback_url", field="code_challenge"
-            )
-        if request.code_challenge_method != "S256":
-            raise BadRequest(
-                "code_challenge_method must be S256 without a callback_url",
-                field="code_challenge_method",
-            )
-        terms = self._check_terms(request)
+        _require_headless_pkce(request.code_challenge, request.code_challenge_method)
+        return await self._store_headless(user_id, self._check_terms(request))
+
+    def check_consent(
+        self, callback_url: str | None, challenge: str | None, method: pkce.Method | None
+    ) -> Consent:
+        """Check what the consent page (``/auth``) was asked for, once per request: the
+        callback, and the PKCE pair (S256 is required without a callback)."""
+        callback = None if callback_url is None else self.check_callback_url(callback_url)
+        if callback is None:
+            _require_headless_pkce(challenge, method)
+        challenge, method = self.check_pkce(challenge, method)
+        return Consent(callback, challenge, method)
+
+    async def issue_consented(
+        self, user_id: str, consent: Consent, request: CodeRequest
+    ) -> IssuedCode:
+        """Issue the code the user authorized on the consent page: ``consent`` is
+        already checked; ``request`` carries the key terms the user chose."""
+        terms = self._key_terms(request, consent.challenge, consent.method)
+        if consent.callback is None:
+            return await self._store_headless(user_id, terms)
+        app = await self._apps.for_callback(consent.callback, None)
+        return await self._store_code(user_id, app, consent.callback.url, terms)
+
+    async def _store_headless(self, user_id: str, terms: _Terms) -> IssuedCode:
         if terms.label is None:
             terms = replace(terms, label=HEADLESS_APP_NAME)
         app = await self._apps.headless()
@@ -180,8 +206,14 @@ class AuthCodeService:
             raise BadRequest(str(exc), field="callback_url") from exc
 
     def _check_terms(self, request: CodeRequest) -> _Terms:
-        now = self._clock()
         challenge, method = self.check_pkce(request.code_challenge, request.code_challenge_method)
+        return self._key_terms(request, challenge, method)
+
+    def _key_terms(
+        self, request: CodeRequest, challenge: str | None, method: pkce.Method | None
+    ) -> _Terms:
+        """The terms of the key a code will mint, beside a checked PKCE pair."""
+        now = self._clock()
         key_expires_at = None
         if request.expires_at is not None:
             key_expires_at = parse_rfc3339(request.expires_at, field="expires_at")
@@ -234,6 +266,19 @@ class AuthCodeService:
         await self._store.create_code(record, now)  # ChallengeInUse is the client's 409
         metrics.AUTH_CODES_CREATED.inc()
         return IssuedCode(secret=secret, record=record, app=app)
+
+
+def _require_headless_pkce(challenge: str | None, method: pkce.Method | None) -> None:
+    """Without a callback, PKCE with S256 is what binds a code to the app that asked."""
+    if challenge is None:
+        raise BadRequest(
+            "code_challenge is required without a callback_url", field="code_challenge"
+        )
+    if method != "S256":
+        raise BadRequest(
+            "code_challenge_method must be S256 without a callback_url",
+            field="code_challenge_method",
+        )
 
 
 def _within(creator: ApiKey, terms: _Terms) -> _Terms:

@@ -1,4 +1,5 @@
-"""API keys: creation, bearer authentication, revocation and the ``/key`` view."""
+"""API keys: creation, bearer authentication, ownership, updates and revocation (the
+rules; the API's views of a key are in :mod:`modelgates.api.key_views`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from msgspec import UNSET, UnsetType
 
@@ -20,7 +20,7 @@ from modelgates.money import MAX_LIMIT_USD, to_nanos, to_usd
 from modelgates.services import Clock, audit, system_clock
 from modelgates.services.audit import AuditLog
 from modelgates.store import Store
-from modelgates.windows import NO_SPEND, Reset, WindowSpend, limit_remaining, next_reset
+from modelgates.windows import NO_SPEND, Reset, WindowSpend
 
 MAX_LABEL_LENGTH = 100
 
@@ -213,10 +213,14 @@ class KeyService:
     async def get_owned(self, caller: ApiKey, key_hash: str) -> ApiKey:
         """The unrevoked key ``key_hash`` of the caller's user; 404 for anything else
         (malformed, unknown, revoked, or another user's: all look alike)."""
+        return await self.owned_by(caller.user_id, key_hash)
+
+    async def owned_by(self, user_id: str, key_hash: str) -> ApiKey:
+        """The unrevoked key ``key_hash`` of the user ``user_id``; 404 as :meth:`get_owned`."""
         if not KEY_HASH.fullmatch(key_hash):
             raise NotFound(RESOURCE_NOT_FOUND)
         key = await self._store.get_key(key_hash)
-        if key is None or key.revoked_at is not None or key.user_id != caller.user_id:
+        if key is None or key.revoked_at is not None or key.user_id != user_id:
             raise NotFound(RESOURCE_NOT_FOUND)
         return key
 
@@ -300,6 +304,12 @@ class KeyService:
         key = await self.get_owned(caller, key_hash)
         await self.revoke(key.hash, actor=audit.key_actor(caller))
 
+    async def revoke_for_user(self, user: User, key_hash: str) -> None:
+        """Revoke one of ``user``'s keys for good, as the user (the key page); 404 as
+        :meth:`get_owned`."""
+        key = await self.owned_by(user.id, key_hash)
+        await self.revoke(key.hash, actor=audit.user_actor(user.id))
+
     async def list_for(self, user: User, *, include_disabled: bool = True) -> list[ApiKey]:
         """All of the user's unrevoked keys, newest first (pages of 100 internally)."""
         found: list[ApiKey] = []
@@ -337,78 +347,6 @@ class KeyService:
             )
 
 
-def isoformat(moment: datetime | None) -> str | None:
-    """``2026-11-29T10:30:00Z`` (fractional seconds only when present)."""
-    if moment is None:
-        return None
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def key_budget(
-    key: ApiKey, now: datetime, minted: WindowSpend = NO_SPEND, *, scope: str = "key_limit"
-) -> dict[str, Any] | None:
-    """A key's limit as OpenRouter's budget entry (its spend includes what the keys it
-    minted spent), or ``None`` without a limit. ``scope`` is ``key_limit`` for the key's
-    own, ``parent_key`` for the limit of the key that minted it."""
-    if key.limit is None:
-        return None
-    spent = key.usage.in_window(now, key.limit_reset) + minted.in_window(key.limit_reset)
-    return {
-        "scope": scope,
-        "limit_usd": to_usd(key.limit),
-        "spend_usd": to_usd(spent),
-        "remaining_usd": to_usd(max(0, key.limit - spent)),
-        "reset_interval": key.limit_reset,
-        "resets_at": isoformat(next_reset(now, key.limit_reset)) if key.limit_reset else None,
-        "include_byok": False,
-        "budget_id": None,
-        "guardrail_id": None,
-    }
-
-
-def usage_fields(key: ApiKey, now: datetime, minted: WindowSpend = NO_SPEND) -> dict[str, Any]:
-    """Limit and usage fields shared by ``/key`` and the management key objects: usage is
-    the key's own; what remains of its limit also counts what its sub-keys spent."""
-    remaining = limit_remaining(key.limit, key.usage, key.limit_reset, now, minted)
-    daily, weekly, monthly = key.usage.by_window(now)
-    return {
-        "limit": None if key.limit is None else to_usd(key.limit),
-        "limit_remaining": None if remaining is None else to_usd(remaining),
-        "limit_reset": key.limit_reset,
-        "include_byok_in_limit": False,
-        "usage": to_usd(key.usage.total),
-        "usage_daily": to_usd(daily),
-        "usage_weekly": to_usd(weekly),
-        "usage_monthly": to_usd(monthly),
-        "byok_usage": 0.0,
-        "byok_usage_daily": 0.0,
-        "byok_usage_weekly": 0.0,
-        "byok_usage_monthly": 0.0,
-    }
-
-
-def key_object(
-    key: ApiKey, user: User | None, now: datetime, minted: WindowSpend = NO_SPEND
-) -> dict[str, Any]:
-    """OpenRouter's management ``Key`` object for ``key`` at ``now`` (plus ``app_id``)."""
-    return {
-        "hash": key.hash,
-        "name": key.name,
-        "label": key.label,
-        "disabled": key.disabled,
-        **usage_fields(key, now, minted),
-        "created_at": isoformat(key.created_at),
-        "updated_at": isoformat(key.updated_at),
-        "last_used_at": isoformat(key.last_used_at),
-        "expires_at": isoformat(key.expires_at),
-        "creator_user_id": None,
-        "external_user": None,
-        "workspace_id": user.workspace_id if user else None,
-        "app_id": key.app_id,
-        "allowed_models": allowlist.listed(key.allowed_models),
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class Budgets:
     """What a key's budgets need beyond the key: its sub-keys' spend, and the key that
@@ -417,41 +355,3 @@ class Budgets:
     minted: WindowSpend = NO_SPEND
     parent: ApiKey | None = None
     parent_minted: WindowSpend = NO_SPEND
-
-
-def current_key_data(
-    key: ApiKey, workspace_id: str | None, now: datetime, budgets: Budgets | None = None
-) -> dict[str, Any]:
-    """OpenRouter's ``GET /key`` field set for ``key`` at ``now``: ``budgets`` lists the
-    key's own limit and the limit of the key that minted it; ``effective_budget`` is the
-    one with the least remaining."""
-    budgets = budgets or Budgets()
-    entries = [
-        entry
-        for entry in (
-            key_budget(key, now, budgets.minted),
-            None
-            if budgets.parent is None
-            else key_budget(budgets.parent, now, budgets.parent_minted, scope="parent_key"),
-        )
-        if entry is not None
-    ]
-    tightest = min(entries, key=lambda entry: entry["remaining_usd"], default=None)
-    return {
-        "label": key.label,
-        **usage_fields(key, now, budgets.minted),
-        "expires_at": isoformat(key.expires_at),
-        "is_management_key": key.is_management,
-        "is_provisioning_key": key.is_management,
-        "is_free_tier": False,
-        "creator_user_id": None,
-        "organization_id": None,
-        "workspace_id": workspace_id,
-        "app_id": key.app_id,
-        "rate_limit": {"requests": -1, "interval": "10s", "note": "deprecated"},
-        "allowed_data_regions": [],
-        "free_model_daily_requests": {"limit": 0, "remaining": 0, "used": 0},
-        "budgets": entries,
-        "effective_budget": tightest,
-        "allowed_models": allowlist.listed(key.allowed_models),
-    }

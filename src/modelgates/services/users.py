@@ -74,6 +74,10 @@ class UserService:
             found = self._workspaces[user_id] = user.workspace_id
         return found
 
+    async def get(self, user_id: str) -> User | None:
+        """The user with this id (a key's owner)."""
+        return await self._store.get_user(user_id)
+
     async def get_by_email(self, email: str) -> User | None:
         """The user with this address; an address no user can have is not looked up."""
         address = normalise_email(email)

@@ -5,39 +5,36 @@ rests on one conditional ``UPDATE … WHERE used_at IS NULL``: under READ
 COMMITTED a concurrent exchange waits for the first to commit, re-checks the
 condition and finds the code used. The 409 check for a live challenge is
 serialised per (user, challenge) with a transaction-scoped advisory lock.
-Metering admits and settles through the PL/pgSQL functions of migration 0005,
-one round trip each, so a busy key's row lock is held for a few statements.
+Metering (admission, settlement, generation records) is in
+:mod:`modelgates.store.postgres_metering`, single sign-on in
+:mod:`modelgates.store.postgres_sso`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from modelgates import allowlist
-from modelgates.admission import Ask, LimitKind, Scope
 from modelgates.allowlist import Allowlist
 from modelgates.errors import ChallengeInUse, DuplicateEmail, DuplicateIdentity
 from modelgates.models import (
-    Admission,
     ApiKey,
     App,
     AuditEvent,
     AuthCode,
-    Generation,
     ProviderIdentity,
-    Refusal,
-    UsageAudit,
     User,
     WebSession,
 )
 from modelgates.store import rows
-from modelgates.store.base import KeyChange, iso, key_changes, migration_files, utc
+from modelgates.store.base import KeyChange, key_changes, migration_files, utc
 from modelgates.store.postgres_allowlists import narrow_minted, parent_allowlist, within_creator
+from modelgates.store.postgres_metering import PostgresMetering
 from modelgates.store.postgres_sso import PostgresSignOn, insert_identity
 from modelgates.windows import Reset, WindowSpend, window_starts
 
@@ -48,14 +45,7 @@ def _ts(value: datetime) -> datetime:
     return utc(value)
 
 
-_RESERVED_KEY_COLUMNS = ", ".join(
-    f"(r.key_row).{column.strip()}" for column in rows.KEY_COLUMNS.split(",")
-)
-"""The key row ``modelgates_reserve`` returns, as ``KEY_COLUMNS`` in their order
-(``key_from_row`` reads by position; the table's own order may change)."""
-
-
-class PostgresStore(PostgresSignOn):
+class PostgresStore(PostgresMetering, PostgresSignOn):
     """:class:`~modelgates.store.base.Store` on PostgreSQL."""
 
     dialect = "postgres"
@@ -339,80 +329,6 @@ class PostgresStore(PostgresSignOn):
             status = await conn.execute("DELETE FROM web_sessions WHERE expires_at <= $1", now)
         return int(status.split()[-1])
 
-    # metering ---------------------------------------------------------
-    async def reserve(
-        self, key_hash: str, reservation_id: str, ask: Ask, now: datetime, expires_at: datetime
-    ) -> Admission:
-        # One statement, one round trip: modelgates_reserve (migration 0006) takes the
-        # budgets' row locks, which serialise admissions and settlements of the keys
-        # across processes, decides while holding them, and the commit releases them.
-        row = await self._one(
-            f"SELECT {_RESERVED_KEY_COLUMNS}, r.amount, r.granted, r.refused_scope, r.refused,"
-            " r.affordable FROM modelgates_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            " AS r",
-            key_hash, reservation_id, ask.fixed, ask.per_million, ask.tokens, ask.cap, now,
-            expires_at, *window_starts(now),
-        )  # fmt: skip
-        if row is None:
-            return Admission(key=None)
-        refusal = None
-        if row["refused"] is not None:
-            refusal = Refusal(
-                cast("Scope", row["refused_scope"]),
-                cast("LimitKind", row["refused"]),
-                int(row["affordable"]),
-            )
-        granted = row["granted"]
-        return Admission(
-            key=rows.key_from_row(row, _ts),
-            amount=int(row["amount"]),
-            granted_tokens=None if granted is None else int(granted),
-            refused=refusal,
-        )
-
-    async def settle(self, reservation_id: str, record: Generation) -> None:
-        # One round trip too; modelgates_settle updates the key row before it deletes the
-        # reservation and inserts the record (see the lock order in migration 0006).
-        values = rows.generation_values(record, iso)
-        columns = dict(zip(rows.GENERATION_COLUMNS, values, strict=True))
-        async with self._pool.acquire() as conn:
-            await conn.execute(
-                "SELECT modelgates_settle($1, $2::jsonb, $3, $4, $5)",
-                reservation_id, msgspec.json.encode(columns).decode(),
-                *window_starts(record.created_at),
-            )  # fmt: skip
-
-    async def release(self, reservation_id: str) -> None:
-        async with self._pool.acquire() as conn:
-            await conn.execute("DELETE FROM reservations WHERE id = $1", reservation_id)
-
-    async def get_generation(self, generation_id: str) -> Generation | None:
-        row = await self._one(
-            f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE id = $1", generation_id
-        )
-        return None if row is None else rows.generation_from_row(row, _ts)
-
-    async def usage_audit(self, key_hash: str, now: datetime) -> UsageAudit:
-        async with self._pool.acquire() as conn:
-            charged = await conn.fetchrow(
-                "SELECT coalesce(sum(cost_nanos), 0) AS s, count(*) AS n FROM generations"
-                " WHERE key_hash = $1",
-                key_hash,
-            )
-            reserved = await conn.fetchrow(
-                "SELECT coalesce(sum(amount_nanos), 0) AS s, count(*) AS n FROM reservations"
-                " WHERE key_hash = $1 AND expires_at > $2",
-                key_hash, now,
-            )  # fmt: skip
-        assert charged is not None
-        assert reserved is not None
-        return UsageAudit(
-            charged=int(charged["s"]),
-            charges=int(charged["n"]),
-            reserved=int(reserved["s"]),
-            reservations=int(reserved["n"]),
-        )
-
     # purge (bounded batches; see modelgates.purge) ----------------------
     async def _purge(self, sql: str, *args: Any) -> int:
         async with self._pool.acquire() as conn:
@@ -433,20 +349,6 @@ class PostgresStore(PostgresSignOn):
             now, limit,
         )  # fmt: skip
 
-    async def purge_reservations(self, now: datetime, limit: int) -> int:
-        return await self._purge(
-            "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations"
-            " WHERE expires_at <= $1 LIMIT $2)",
-            now, limit,
-        )  # fmt: skip
-
-    async def purge_generations(self, before: datetime, limit: int) -> int:
-        return await self._purge(
-            "DELETE FROM generations WHERE id IN (SELECT id FROM generations"
-            " WHERE created_at < $1 LIMIT $2)",
-            before, limit,
-        )  # fmt: skip
-
 
 _CONSUME_CODE = (
     "UPDATE auth_codes SET used_at = $1, minted_key_hash = $2"
@@ -454,7 +356,6 @@ _CONSUME_CODE = (
     " AND (creator_key_hash IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE"
     f" hash = creator_key_hash AND {rows.KEY_IS_ACTIVE.replace('$now', '$1')}))"
 )
-_GENERATION_COLUMNS = ", ".join(rows.GENERATION_COLUMNS)
 
 
 async def _cut_off_minted(conn: Any, key_hash: str, now: datetime) -> list[str]:

@@ -120,3 +120,15 @@ def string_list(value: object, path: str) -> list[str]:
     for index, item in enumerate(items):
         require_string(item, f"{path}[{index}]")
     return items
+
+
+def typed_items(content: list[Any], path: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each content block (Anthropic) or part (OpenAI) with its path: each must be an
+    object with a string ``type``, else :class:`TranslationError` naming it."""
+    out = []
+    for index, item in enumerate(content):
+        here = f"{path}[{index}]"
+        item = require_dict(item, here)
+        require_string(item.get("type"), f"{here}.type")
+        out.append((here, item))
+    return out

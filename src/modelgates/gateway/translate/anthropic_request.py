@@ -52,6 +52,7 @@ from modelgates.gateway.translate._json import (
     require_string,
     string,
     string_list,
+    typed_items,
 )
 
 __all__ = ["messages_to_chat"]
@@ -134,17 +135,6 @@ def _conversation(messages: object) -> list[dict[str, Any]]:
     return out
 
 
-def _blocks(content: list[Any], path: str) -> list[tuple[str, dict[str, Any]]]:
-    """Each block with its path; a block must be an object with a string ``type``."""
-    out = []
-    for index, block in enumerate(content):
-        here = f"{path}[{index}]"
-        block = require_dict(block, here)
-        require_string(block.get("type"), f"{here}.type")
-        out.append((here, block))
-    return out
-
-
 def _user(content: str | list[Any], path: str) -> list[dict[str, Any]]:
     """Tool messages for the ``tool_result`` blocks, then one user message for the rest."""
     if isinstance(content, str):
@@ -152,7 +142,7 @@ def _user(content: str | list[Any], path: str) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     result_parts: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
-    for here, block in _blocks(content, path):
+    for here, block in typed_items(content, path):
         if block["type"] == "tool_result":
             message, images = _tool_result(block, here)
             tools.append(message)
@@ -176,7 +166,7 @@ def _tool_result(block: dict[str, Any], path: str) -> tuple[dict[str, Any], list
     if isinstance(content, str):
         texts.append(content)
     elif isinstance(content, list):
-        for here, item in _blocks(content, f"{path}.content"):
+        for here, item in typed_items(content, f"{path}.content"):
             for part in _part(item, here):
                 if part["type"] == "text":
                     texts.append(part["text"])
@@ -232,7 +222,7 @@ def _assistant(content: str | list[Any], path: str) -> list[dict[str, Any]]:
         return [{"role": "assistant", "content": content}] if content else []
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for here, block in _blocks(content, path):
+    for here, block in typed_items(content, path):
         if block["type"] == "text":
             texts.append(require_string(block.get("text"), f"{here}.text"))
         elif block["type"] == "tool_use":

@@ -54,6 +54,7 @@ from modelgates.gateway.translate._json import (
     require_string,
     string,
     string_list,
+    typed_items,
 )
 
 __all__ = ["chat_to_messages"]
@@ -141,23 +142,12 @@ def _content(message: dict[str, Any], path: str, *, nullable: bool = False) -> s
     return content
 
 
-def _parts(content: list[Any], path: str) -> list[tuple[str, dict[str, Any]]]:
-    """Each part with its path; a part must be an object with a string ``type``."""
-    out = []
-    for index, part in enumerate(content):
-        here = f"{path}[{index}]"
-        part = require_dict(part, here)
-        require_string(part.get("type"), f"{here}.type")
-        out.append((here, part))
-    return out
-
-
 def _text_blocks(content: str | list[Any], path: str) -> list[dict[str, Any]]:
     """The non-empty text of ``content`` as text blocks; other parts are dropped."""
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     blocks = []
-    for here, part in _parts(content, path):
+    for here, part in typed_items(content, path):
         if part["type"] == "text":
             text = require_string(part.get("text"), f"{here}.text")
             blocks += [{"type": "text", "text": text}] if text else []
@@ -168,7 +158,7 @@ def _user_blocks(content: str | list[Any], path: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return _text_blocks(content, path)
     blocks = []
-    for here, part in _parts(content, path):
+    for here, part in typed_items(content, path):
         if part["type"] == "text":
             text = require_string(part.get("text"), f"{here}.text")
             blocks += [{"type": "text", "text": text}] if text else []

@@ -1,0 +1,136 @@
+"""PostgreSQL: admission, settlement and the generation records.
+
+A mixin of :class:`~modelgates.store.postgres.PostgresStore`. Admission and
+settlement are one round trip each, through the PL/pgSQL functions of migration
+0006: ``modelgates_reserve`` takes the budgets' row locks, which serialise the
+admissions and settlements of a key across processes, and decides while holding
+them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+import asyncpg
+import msgspec
+
+from modelgates.admission import Ask, LimitKind, Scope
+from modelgates.models import Admission, Generation, Refusal, UsageAudit
+from modelgates.store import rows
+from modelgates.store.base import iso, utc
+from modelgates.windows import window_starts
+
+
+class _Host(Protocol):
+    _pool: asyncpg.Pool
+
+    async def _one(self: _Host, sql: str, *args: Any) -> asyncpg.Record | None: ...
+
+    async def _purge(self: _Host, sql: str, *args: Any) -> int: ...
+
+
+_RESERVED_KEY_COLUMNS = ", ".join(
+    f"(r.key_row).{column.strip()}" for column in rows.KEY_COLUMNS.split(",")
+)
+"""The key row ``modelgates_reserve`` returns, as ``KEY_COLUMNS`` in their order
+(``key_from_row`` reads by position; the table's own order may change)."""
+
+
+_GENERATION_COLUMNS = ", ".join(rows.GENERATION_COLUMNS)
+
+
+class PostgresMetering:
+    """The metering part of the :class:`~modelgates.store.base.Store` protocol."""
+
+    async def reserve(
+        self: _Host,
+        key_hash: str,
+        reservation_id: str,
+        ask: Ask,
+        now: datetime,
+        expires_at: datetime,
+    ) -> Admission:
+        # One statement, one round trip: modelgates_reserve (migration 0006) takes the
+        # budgets' row locks, which serialise admissions and settlements of the keys
+        # across processes, decides while holding them, and the commit releases them.
+        row = await self._one(
+            f"SELECT {_RESERVED_KEY_COLUMNS}, r.amount, r.granted, r.refused_scope, r.refused,"
+            " r.affordable FROM modelgates_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " AS r",
+            key_hash, reservation_id, ask.fixed, ask.per_million, ask.tokens, ask.cap, now,
+            expires_at, *window_starts(now),
+        )  # fmt: skip
+        if row is None:
+            return Admission(key=None)
+        refusal = None
+        if row["refused"] is not None:
+            refusal = Refusal(
+                cast("Scope", row["refused_scope"]),
+                cast("LimitKind", row["refused"]),
+                int(row["affordable"]),
+            )
+        granted = row["granted"]
+        return Admission(
+            key=rows.key_from_row(row, utc),
+            amount=int(row["amount"]),
+            granted_tokens=None if granted is None else int(granted),
+            refused=refusal,
+        )
+
+    async def settle(self: _Host, reservation_id: str, record: Generation) -> None:
+        # One round trip too; modelgates_settle updates the key row before it deletes the
+        # reservation and inserts the record (see the lock order in migration 0006).
+        values = rows.generation_values(record, iso)
+        columns = dict(zip(rows.GENERATION_COLUMNS, values, strict=True))
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "SELECT modelgates_settle($1, $2::jsonb, $3, $4, $5)",
+                reservation_id, msgspec.json.encode(columns).decode(),
+                *window_starts(record.created_at),
+            )  # fmt: skip
+
+    async def release(self: _Host, reservation_id: str) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute("DELETE FROM reservations WHERE id = $1", reservation_id)
+
+    async def get_generation(self: _Host, generation_id: str) -> Generation | None:
+        row = await self._one(
+            f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE id = $1", generation_id
+        )
+        return None if row is None else rows.generation_from_row(row, utc)
+
+    async def usage_audit(self: _Host, key_hash: str, now: datetime) -> UsageAudit:
+        async with self._pool.acquire() as conn:
+            charged = await conn.fetchrow(
+                "SELECT coalesce(sum(cost_nanos), 0) AS s, count(*) AS n FROM generations"
+                " WHERE key_hash = $1",
+                key_hash,
+            )
+            reserved = await conn.fetchrow(
+                "SELECT coalesce(sum(amount_nanos), 0) AS s, count(*) AS n FROM reservations"
+                " WHERE key_hash = $1 AND expires_at > $2",
+                key_hash, now,
+            )  # fmt: skip
+        assert charged is not None
+        assert reserved is not None
+        return UsageAudit(
+            charged=int(charged["s"]),
+            charges=int(charged["n"]),
+            reserved=int(reserved["s"]),
+            reservations=int(reserved["n"]),
+        )
+
+    async def purge_reservations(self: _Host, now: datetime, limit: int) -> int:
+        return await self._purge(
+            "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations"
+            " WHERE expires_at <= $1 LIMIT $2)",
+            now, limit,
+        )  # fmt: skip
+
+    async def purge_generations(self: _Host, before: datetime, limit: int) -> int:
+        return await self._purge(
+            "DELETE FROM generations WHERE id IN (SELECT id FROM generations"
+            " WHERE created_at < $1 LIMIT $2)",
+            before, limit,
+        )  # fmt: skip

@@ -1,0 +1,169 @@
+"""SQLite: admission, settlement and the generation records.
+
+A mixin of :class:`~modelgates.store.sqlite.SqliteStore`. Admission runs in one
+``BEGIN IMMEDIATE`` transaction: the database's write lock is what makes "read the
+remaining budget, then reserve" atomic, across processes too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from modelgates.admission import Ask, Budget, Scope, decide
+from modelgates.models import Admission, ApiKey, Generation, UsageAudit
+from modelgates.store import rows
+from modelgates.store.base import from_iso, iso
+from modelgates.windows import window_starts
+
+T = TypeVar("T")
+
+
+class _Host(Protocol):
+    _reader: sqlite3.Connection
+
+    async def _write(
+        self: _Host, work: Callable[[sqlite3.Connection], T], *, inline: bool = True
+    ) -> T: ...
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None: ...
+
+
+_GENERATION_COLUMNS = ", ".join(rows.GENERATION_COLUMNS)
+_INSERT_GENERATION = (
+    f"INSERT INTO generations ({_GENERATION_COLUMNS})"
+    f" VALUES ({rows.placeholders(len(rows.GENERATION_COLUMNS), 'qmark')})"
+)
+_ADD_CHARGE_TO_KEY = (
+    f"UPDATE api_keys SET {rows.window_increments(':c', ':day', ':week', ':month')},"
+    " last_used_at = :now WHERE hash = :hash"
+)
+
+
+def key_in(conn: sqlite3.Connection, key_hash: str) -> ApiKey | None:
+    row = conn.execute(f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,))
+    found = row.fetchone()
+    return None if found is None else rows.key_from_row(found, from_iso)
+
+
+class SqliteMetering:
+    """The metering part of the :class:`~modelgates.store.base.Store` protocol."""
+
+    async def reserve(
+        self: _Host,
+        key_hash: str,
+        reservation_id: str,
+        ask: Ask,
+        now: datetime,
+        expires_at: datetime,
+    ) -> Admission:
+        starts = dict(zip(("day", "week", "month"), map(iso, window_starts(now)), strict=True))
+
+        def remaining(conn: sqlite3.Connection, key: ApiKey) -> int:
+            assert key.limit is not None
+            # Only live reservations count; expired ones (a crashed process's) are
+            # left to the background purge rather than deleted on every admission.
+            minted, held = conn.execute(
+                f"SELECT (SELECT coalesce(sum({rows.spend_in_window(key.limit_reset)}), 0)"
+                " FROM api_keys WHERE parent_key_hash = :hash),"
+                " (SELECT coalesce(sum(amount_nanos), 0) FROM reservations"
+                " WHERE (key_hash = :hash OR parent_key_hash = :hash) AND expires_at > :now)",
+                {**starts, "hash": key.hash, "now": iso(now)},
+            ).fetchone()
+            spent = key.usage.in_window(now, key.limit_reset)
+            return int(key.limit - spent - minted - held)
+
+        def admit(conn: sqlite3.Connection) -> Admission:
+            # BEGIN IMMEDIATE holds the database's write lock: nobody else admits
+            # or settles until this transaction ends, across processes too.
+            key = key_in(conn, key_hash)
+            if key is None:
+                return Admission(key=None)
+            parent = None if key.parent_key_hash is None else key_in(conn, key.parent_key_hash)
+            holders: tuple[tuple[Scope, ApiKey | None], ...] = (
+                ("key_limit", key),
+                ("parent_key", parent),
+            )
+            budgets = [
+                Budget(scope, holder.limit_reset or "total", remaining(conn, holder))
+                for scope, holder in holders
+                if holder is not None and holder.limit is not None
+            ]
+            decision = decide(budgets, ask)
+            if decision.refusal is None:
+                conn.execute(
+                    "INSERT INTO reservations (id, key_hash, parent_key_hash, amount_nanos,"
+                    " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (reservation_id, key_hash, key.parent_key_hash, decision.amount, iso(now),
+                     iso(expires_at)),
+                )  # fmt: skip
+            return Admission(key, decision.amount, decision.granted_tokens, decision.refusal)
+
+        return await self._write(admit)
+
+    async def settle(self: _Host, reservation_id: str, record: Generation) -> None:
+        day, week, month = window_starts(record.created_at)
+        values = rows.generation_values(record, iso)
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+            conn.execute(_INSERT_GENERATION, values)
+            conn.execute(
+                _ADD_CHARGE_TO_KEY,
+                {"c": record.cost, "day": iso(day), "week": iso(week), "month": iso(month),
+                 "now": iso(record.created_at), "hash": record.key_hash},
+            )  # fmt: skip
+
+        await self._write(apply)
+
+    async def release(self: _Host, reservation_id: str) -> None:
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+        )
+
+    async def get_generation(self: _Host, generation_id: str) -> Generation | None:
+        row = self._one(
+            f"SELECT {_GENERATION_COLUMNS} FROM generations WHERE id = ?", (generation_id,)
+        )
+        return None if row is None else rows.generation_from_row(row, from_iso)
+
+    async def usage_audit(self: _Host, key_hash: str, now: datetime) -> UsageAudit:
+        charged = self._reader.execute(
+            "SELECT coalesce(sum(cost_nanos), 0), count(*) FROM generations WHERE key_hash = ?",
+            (key_hash,),
+        ).fetchone()
+        reserved = self._reader.execute(
+            "SELECT coalesce(sum(amount_nanos), 0), count(*) FROM reservations"
+            " WHERE key_hash = ? AND expires_at > ?",
+            (key_hash, iso(now)),
+        ).fetchone()
+        return UsageAudit(
+            charged=int(charged[0]),
+            charges=int(charged[1]),
+            reserved=int(reserved[0]),
+            reservations=int(reserved[1]),
+        )
+
+    async def purge_reservations(self: _Host, now: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations"
+                " WHERE expires_at <= ? LIMIT ?)",
+                (iso(now), limit),
+            )
+            return int(cur.rowcount)
+
+        return await self._write(delete)
+
+    async def purge_generations(self: _Host, before: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM generations WHERE id IN (SELECT id FROM generations"
+                " WHERE created_at < ? LIMIT ?)",
+                (iso(before), limit),
+            )
+            return int(cur.rowcount)
+
+        return await self._write(delete)
