@@ -20,6 +20,7 @@ FIELDS = {
     "include_byok_in_limit", "byok_usage", "byok_usage_daily", "byok_usage_weekly",
     "byok_usage_monthly", "creator_user_id", "organization_id", "workspace_id", "rate_limit",
     "allowed_data_regions", "free_model_daily_requests", "budgets", "effective_budget", "app_id",
+    "allowed_models",
 }  # fmt: skip
 
 

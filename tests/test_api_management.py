@@ -20,7 +20,7 @@ KEY_FIELDS = {
     "include_byok_in_limit", "usage", "usage_daily", "usage_weekly", "usage_monthly",
     "byok_usage", "byok_usage_daily", "byok_usage_weekly", "byok_usage_monthly", "created_at",
     "updated_at", "last_used_at", "expires_at", "creator_user_id", "external_user",
-    "workspace_id", "app_id",
+    "workspace_id", "app_id", "allowed_models",
 }  # fmt: skip
 
 MANAGEMENT_ONLY = "Only management keys can perform this operation"

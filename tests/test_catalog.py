@@ -37,6 +37,12 @@ def test_readme_example_parses() -> None:
     assert config.max_request_cost == 500_000_000
 
 
+MODEL = (
+    '[providers.p]\nbase_url = "http://x"\n'
+    '[[models]]\nid = "a/b"\nprovider = "p"\nprompt_price = 1\ncompletion_price = 1\n'
+)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -47,6 +53,19 @@ def test_readme_example_parses() -> None:
         ('[[models]]\nid = "a/b"\nprovider = "p"\nprompt_price = 1\ncompletion_price = 1\n',
          "not a declared provider"),
         ('[providers.p]\nbase_url = "ftp://x"\n', "base_url"),
+        *((MODEL + extra, message) for extra, message in (
+            ('output_modalities = ["smell"]\n', "models\\[0\\].output_modalities"),
+            ("input_modalities = []\n", "input_modalities must not be empty"),
+            ('input_modalities = ["text", "text"]\n', "twice"),
+            ("created = 2024-04-18T00:00:00\n", "time zone"),
+            ('created = "yesterday"\n', "created must be"),
+            ("created = -1\n", "created must be"),
+            ('supported_parameters = ["Bad Name"]\n', "not a parameter name"),
+            ('description = "a\\u0000b"\n', "control characters"),
+        )),
+        (MODEL.replace('"a/b"', '"a/b*"'), "models\\[0\\].id must be"),
+        (MODEL.replace('"a/b"', '"a b"'), "models\\[0\\].id must be"),
+        ('[providers.p]\nbase_url = "http://x"\nstatus_page_url = "ftp://x"\n', "not an http"),
     ],
 )  # fmt: skip
 def test_bad_configs_name_the_problem(text: str, message: str) -> None:

@@ -47,7 +47,7 @@ ALLOWED_PROPERTY_ADDITIONS: dict[str, set[str]] = {
     "limit": {"minimum"},
     "code_challenge": {"pattern"},
 }
-ADDED_BODY_PROPERTIES = {"workspace_id"}
+ADDED_BODY_PROPERTIES = {"workspace_id", "allowed_models"}
 ADDED_FOUNDING_RESPONSES = {"403", "429", "503"}
 ADDED_OPERATION_KEYS = {"security"}
 MEDIA_TYPE_ADDITIONS = {"example", "examples"}
@@ -332,6 +332,7 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/completions",
         "/embeddings",
         "/generation",
+        "/models/user",
     }
 
 

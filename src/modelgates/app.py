@@ -63,6 +63,13 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/embeddings", openai.embeddings, methods=["POST"]),
         Route(f"{API}/generation", generation.get_generation, methods=["GET"]),
         Route(f"{API}/models", models.list_models, methods=["GET"]),
+        Route(f"{API}/models/count", models.count_models, methods=["GET"]),
+        Route(f"{API}/models/user", models.list_user_models, methods=["GET"]),
+        Route(
+            f"{API}/models/{{author}}/{{slug}}/endpoints", models.model_endpoints, methods=["GET"]
+        ),
+        Route(f"{API}/embeddings/models", models.list_embeddings_models, methods=["GET"]),
+        Route(f"{API}/providers", models.list_providers, methods=["GET"]),
         Route(
             "/.well-known/oauth-authorization-server",
             meta.authorization_server_metadata,

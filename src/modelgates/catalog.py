@@ -11,6 +11,10 @@
     api_key_env = "LOCAL_LLM_API_KEY"  # optional
     api = "openai"                     # optional: "openai" (default), "anthropic" or
                                        # "openai-responses": the API the upstream speaks
+    display_name = "Local vLLM"        # optional, for GET /api/v1/providers (default: the
+    privacy_policy_url = "https://…"   # table's name); the three URLs default to none
+    terms_of_service_url = "https://…"
+    status_page_url = "https://…"
 
     [[models]]
     id = "local/llama-3-8b"
@@ -25,6 +29,21 @@
     context_length = 8192              # optional
     max_completion_tokens = 4096       # optional: the most a request may generate
 
+    # Optional, for the catalogue (GET /api/v1/models), with their defaults:
+    name = "local/llama-3-8b"          # display name (default: the id)
+    description = ""
+    created = 2024-04-18T00:00:00Z     # when the model came out (default: unknown, 0)
+    input_modalities = ["text"]        # of text, image, file, audio, video
+    output_modalities = ["text"]       # of text, image, embeddings, audio, video
+    tokenizer = "Llama3"               # OpenRouter's model group (default "Other")
+    instruct_type = "llama3"           # default: none
+    supported_parameters = ["max_tokens", "temperature"]  # default: per provider API
+    hugging_face_id = "meta-llama/Meta-Llama-3-8B-Instruct"  # default: none
+    is_moderated = false
+
+A model id is 1-200 printable ASCII characters without spaces, ``*`` or ``,`` (so key
+allowlists can name it); its author is the part before the first ``/``.
+
 Parsed with :mod:`tomllib`, validated strictly with msgspec; any problem is a
 :class:`ConfigError` with one line naming the file and the offending field.
 """
@@ -36,11 +55,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
+from modelgates import model_card
 from modelgates.gateway.usage import MAX_TOKENS
+from modelgates.model_card import CardError, ModelCard
 from modelgates.money import to_nanos
 from modelgates.pricing import Price
 
@@ -65,6 +86,10 @@ class _Provider(msgspec.Struct, forbid_unknown_fields=True):
     base_url: str
     api_key_env: str | None = None
     api: ProviderApi = "openai"
+    display_name: str | None = None
+    privacy_policy_url: str | None = None
+    terms_of_service_url: str | None = None
+    status_page_url: str | None = None
 
 
 class _Model(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,6 +104,17 @@ class _Model(msgspec.Struct, forbid_unknown_fields=True):
     cache_write_price: float | None = None
     reasoning_price: float | None = None
     request_price: float = 0.0
+    name: str | None = None
+    description: str | None = None
+    created: Any = None
+    """Unix seconds, a date-time with offset or a date (checked by ``model_card``)."""
+    input_modalities: list[str] | None = None
+    output_modalities: list[str] | None = None
+    tokenizer: str | None = None
+    instruct_type: str | None = None
+    supported_parameters: list[str] | None = None
+    hugging_face_id: str | None = None
+    is_moderated: bool = False
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True):
@@ -95,6 +131,10 @@ class Provider:
     base_url: str
     api_key_env: str | None = None
     api: ProviderApi = "openai"
+    display_name: str | None = None
+    privacy_policy_url: str | None = None
+    terms_of_service_url: str | None = None
+    status_page_url: str | None = None
 
     def api_key(self) -> str | None:
         """The upstream key, read from the environment at call time."""
@@ -113,6 +153,12 @@ class ModelRoute:
     completion_price_usd: float
     context_length: int | None = None
     max_completion_tokens: int | None = None
+    card: ModelCard | None = None
+    """What the catalogue says about the model (default: a text model named by its id)."""
+
+    @property
+    def about(self) -> ModelCard:
+        return self.card or ModelCard(name=self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +170,7 @@ class GatewayConfig:
     reservation_ttl_seconds: float = 900.0
     max_body_bytes: int = 4 * 1024 * 1024
     models: dict[str, ModelRoute] = field(default_factory=dict)
+    providers: dict[str, Provider] = field(default_factory=dict)
 
     @property
     def configured(self) -> bool:
@@ -177,14 +224,13 @@ def parse_config(text: str) -> GatewayConfig:
     for name, provider in parsed.providers.items():
         if not provider.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"providers.{name}.base_url must be an http(s) URL")
-        providers[name] = Provider(
-            name, provider.base_url.rstrip("/"), provider.api_key_env, provider.api
-        )
+        providers[name] = _provider(name, provider)
     models: dict[str, ModelRoute] = {}
     for index, model in enumerate(parsed.models):
         where = f"models[{index}]"
-        if not model.id.strip():
-            raise ConfigError(f"{where}.id must not be empty")
+        problem = model_card.model_id_problem(model.id)
+        if problem is not None:
+            raise ConfigError(f"{where}.id {problem}")
         if model.id in models:
             raise ConfigError(f"{where}.id {model.id!r} is declared twice")
         if model.provider not in providers:
@@ -204,6 +250,7 @@ def parse_config(text: str) -> GatewayConfig:
             completion_price_usd=model.completion_price,
             context_length=model.context_length,
             max_completion_tokens=model.max_completion_tokens,
+            card=_card(model, providers[model.provider].api, where),
         )
     return GatewayConfig(
         max_request_cost=to_nanos(gw.max_request_cost),
@@ -211,7 +258,52 @@ def parse_config(text: str) -> GatewayConfig:
         reservation_ttl_seconds=gw.reservation_ttl_seconds,
         max_body_bytes=gw.max_body_bytes,
         models=models,
+        providers=providers,
     )
+
+
+def _provider(name: str, provider: _Provider) -> Provider:
+    where = f"providers.{name}"
+    try:
+        display = model_card.text(provider.display_name, f"{where}.display_name")
+        urls = [
+            model_card.text(getattr(provider, url), f"{where}.{url}", limit=2000)
+            for url in ("privacy_policy_url", "terms_of_service_url", "status_page_url")
+        ]
+    except CardError as exc:
+        raise ConfigError(str(exc)) from exc
+    for url in urls:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: {url[:100]!r} is not an http(s) URL")
+    return Provider(
+        name, provider.base_url.rstrip("/"), provider.api_key_env, provider.api, display, *urls
+    )
+
+
+def _card(model: _Model, api: ProviderApi, where: str) -> ModelCard:
+    """The model's catalogue entry, each field checked or defaulted (:mod:`model_card`)."""
+    try:
+        outputs = model_card.modalities(
+            model.output_modalities, model_card.OUTPUT_MODALITIES, "output_modalities"
+        )
+        return ModelCard(
+            name=model_card.text(model.name, "name") or model.id,
+            description=model_card.text(
+                model.description, "description", limit=model_card.MAX_TEXT
+            ) or "",
+            created=model_card.created_seconds(model.created),
+            input_modalities=model_card.modalities(
+                model.input_modalities, model_card.INPUT_MODALITIES, "input_modalities"
+            ),
+            output_modalities=outputs,
+            tokenizer=model_card.text(model.tokenizer, "tokenizer") or "Other",
+            instruct_type=model_card.text(model.instruct_type, "instruct_type"),
+            supported_parameters=model_card.parameters(model.supported_parameters, api, outputs),
+            hugging_face_id=model_card.text(model.hugging_face_id, "hugging_face_id"),
+            is_moderated=model.is_moderated,
+        )  # fmt: skip
+    except CardError as exc:
+        raise ConfigError(f"{where}.{exc}") from exc
 
 
 def load_config(path: str | Path) -> GatewayConfig:

@@ -21,7 +21,8 @@ the same statuses in that shape. Nothing is classified by its message text::
     ├── Forbidden                   403  known, but not allowed (management only, limits…)
     │   ├── InvalidCode             403  unknown, used or unproven authorization code
     │   │   └── ReplayedCode        403  a used code came back (answered as InvalidCode)
-    │   └── CodeExpired             403  the code's ten minutes have passed
+    │   ├── CodeExpired             403  the code's ten minutes have passed
+    │   └── ModelNotAllowed         403  the model is outside the key's allowlist
     │  the client: its pace
     ├── TooManyRequests             429  a rate limit refused it (Retry-After, X-RateLimit-*)
     │   └── PasswordChecksBusy      429  every password-check slot is taken
@@ -158,6 +159,19 @@ class CodeExpired(Forbidden):
 
     def __init__(self) -> None:
         super().__init__("Authorization code expired")
+
+
+class ModelNotAllowed(Forbidden):
+    """Raised on a metered route when the model to dispatch, or one of a fallback list
+    the request names (``field``), is outside the key's ``allowed_models``."""
+
+    def __init__(self, model: str, *, field: str = "model") -> None:
+        super().__init__(
+            f"Model {model[:200]} is not allowed for this key",
+            metadata={"field": field, "model": model[:200]},
+        )
+        self.model = model
+        self.field = field
 
 
 TOO_MANY_REQUESTS = "Rate limit exceeded"

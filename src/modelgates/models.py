@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from modelgates.allowlist import Allowlist
 from modelgates.pkce import Method
 from modelgates.windows import Reset, UsageCounters
 
@@ -104,6 +105,9 @@ class ApiKey:
     parent_key_hash: str | None = None
     """The key that minted this one through a code (its *sub-key*): this key's spend
     also counts against the parent's limit, and revoking the parent revokes it."""
+    allowed_models: Allowlist = None
+    """The models this key may use (:mod:`modelgates.allowlist`); ``None``: all. A
+    sub-key's list stays within its parent's."""
 
     def is_expired(self, now: datetime) -> bool:
         """A key is expired from its ``expires_at`` instant on."""
@@ -133,6 +137,8 @@ class AuthCode:
     creator_key_hash: str | None = None
     """The key that asked for the code (``POST /auth/keys/code``); ``None`` for codes
     made on the consent page. The minted key becomes its sub-key."""
+    allowed_models: Allowlist = None
+    """The minted key's allowlist (within the creator's, when a key asked)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelgates import tokens
+from modelgates import allowlist, tokens
 from modelgates.api.body import read_json
 from modelgates.api.responses import JSONResponse
 from modelgates.api.state import services
@@ -29,6 +29,7 @@ class CreateCodeBody(msgspec.Struct, forbid_unknown_fields=False):
     limit: float | None = None
     usage_limit_type: Literal["daily", "weekly", "monthly"] | None = None
     workspace_id: str | None = None
+    allowed_models: list[str] | None = None
 
 
 class ExchangeBody(msgspec.Struct, forbid_unknown_fields=False):
@@ -54,6 +55,7 @@ async def create_auth_code(request: Request) -> Response:
             key_label=body.key_label,
             limit=body.limit,
             usage_limit_type=body.usage_limit_type,
+            allowed_models=allowlist.parse(body.allowed_models),
         ),
         title=app_title(request.headers),
     )

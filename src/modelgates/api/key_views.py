@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from modelgates import allowlist
 from modelgates.models import ApiKey, User
 from modelgates.money import to_usd
 from modelgates.services.keys import Budgets
@@ -74,6 +75,7 @@ def key_object(
         "external_user": None,
         "workspace_id": user.workspace_id if user else None,
         "app_id": key.app_id,
+        "allowed_models": allowlist.listed(key.allowed_models),
     }
 
 
@@ -111,4 +113,5 @@ def current_key_data(
         "free_model_daily_requests": {"limit": 0, "remaining": 0, "used": 0},
         "budgets": entries,
         "effective_budget": tightest,
+        "allowed_models": allowlist.listed(key.allowed_models),
     }

@@ -10,6 +10,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelgates import allowlist
 from modelgates.api.body import read_json
 from modelgates.api.key_views import key_object
 from modelgates.api.responses import JSONResponse
@@ -34,6 +35,7 @@ class CreateKeyBody(msgspec.Struct, forbid_unknown_fields=False):
     limit: float | None = None
     limit_reset: ResetInterval | None = None
     expires_at: str | None = None
+    allowed_models: list[str] | None = None
 
 
 class UpdateKeyBody(msgspec.Struct, forbid_unknown_fields=False):
@@ -43,6 +45,7 @@ class UpdateKeyBody(msgspec.Struct, forbid_unknown_fields=False):
     disabled: bool | msgspec.UnsetType = msgspec.UNSET
     limit: float | msgspec.UnsetType | None = msgspec.UNSET
     limit_reset: ResetInterval | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_models: list[str] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 def _offset(request: Request) -> int:
@@ -84,6 +87,7 @@ async def create_key(request: Request) -> Response:
     expires_at = (
         None if body.expires_at is None else parse_rfc3339(body.expires_at, field="expires_at")
     )
+    allowed = allowlist.parse(body.allowed_models)
     user = await svc.users.get(caller.user_id)
     if user is None:  # a key outlived its user: nothing to create keys for
         raise BadRequest("The key's user no longer exists")
@@ -94,6 +98,7 @@ async def create_key(request: Request) -> Response:
         limit_reset=body.limit_reset,
         expires_at=expires_at,
         actor=audit.key_actor(caller),
+        allowed_models=allowed,
     )
     return JSONResponse(
         {"data": key_object(new.record, user, svc.clock()), "key": new.secret}, status_code=201
@@ -111,6 +116,11 @@ async def update_key(request: Request) -> Response:
     svc = services(request)
     caller = await svc.keys.authenticate_management(request.headers.get("authorization"))
     body = await read_json(request, UpdateKeyBody, svc.settings.max_body_bytes)
+    allowed = (
+        body.allowed_models
+        if isinstance(body.allowed_models, msgspec.UnsetType)
+        else allowlist.parse(body.allowed_models)
+    )
     key = await svc.keys.update_owned(
         caller,
         request.path_params["hash"],
@@ -118,6 +128,7 @@ async def update_key(request: Request) -> Response:
         disabled=body.disabled,
         limit_usd=body.limit,
         limit_reset=body.limit_reset,
+        allowed_models=allowed,
     )
     return await _key_answer(svc, caller, key)
 

@@ -67,6 +67,30 @@ def model_route(svc: Services, body: dict[str, Any], *, field: str = "model") ->
     return route
 
 
+MAX_FALLBACKS = 64
+"""Most models a fallback list may name."""
+
+
+def fallback_models(body: dict[str, Any]) -> tuple[str, ...]:
+    """The models of the body's fallback lists, for the allowlist: OpenRouter's
+    ``models`` (ids) and ``fallbacks`` (``{"model": id}`` objects); 400 naming the field
+    when either is not a list of those."""
+    found: list[str] = []
+    for name in ("models", "fallbacks"):
+        entries = body.get(name)
+        if entries is None:
+            continue
+        if not isinstance(entries, list) or len(entries) > MAX_FALLBACKS:
+            raise BadRequest(f"{name} must be a list of at most {MAX_FALLBACKS} models", field=name)
+        for entry in entries:
+            model = entry.get("model") if name == "fallbacks" and isinstance(entry, dict) else entry
+            if not isinstance(model, str) or not model:
+                shape = "objects with a model id" if name == "fallbacks" else "model ids"
+                raise BadRequest(f"{name} must be a list of {shape}", field=name)
+            found.append(model)
+    return tuple(found)
+
+
 def token_bound(body: dict[str, Any], *names: str) -> int | None:
     """The largest of the output bounds the body names (``max_tokens`` and its aliases):
     integers from 0 to :data:`MAX_TOKENS`, else 400 naming the field."""

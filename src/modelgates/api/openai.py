@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from modelgates.api.metered import (
     caller,
+    fallback_models,
     json_object,
     metered_key,
     model_route,
@@ -71,6 +72,7 @@ async def _serve(request: Request, route: _Route) -> Response:
         demand=_demand(route, body),
         stream=route.api is not wire.EMBEDDINGS and stream_flag(body),
         caller=caller(request, key, body),
+        fallbacks=fallback_models(body),
     )
     return respond(await svc.metered.run(call, route.renderer, request.app.state.http))
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from modelgates import allowlist
 from modelgates.cli._common import database_option, run, user_by_email
 from modelgates.container import Services
 from modelgates.display import printable
@@ -40,6 +41,13 @@ def _expiry(value: str | None) -> datetime | None:
 @click.option("--limit-reset", type=click.Choice(RESETS), default=None)
 @click.option("--expires-at", default=None, help="RFC 3339 time, e.g. 2026-12-31T23:59:59Z.")
 @click.option("--management", is_flag=True, help="A management key (for /api/v1/keys).")
+@click.option(
+    "--allow-model",
+    "allow_models",
+    multiple=True,
+    metavar="MODEL",
+    help="Limit the key to this model id or author/* (repeatable; default: every model).",
+)
 @database_option
 def keys_create(
     email: str,
@@ -48,10 +56,15 @@ def keys_create(
     limit_reset: Reset | None,
     expires_at: str | None,
     management: bool,
+    allow_models: tuple[str, ...],
     database_url: str | None,
 ) -> None:
     """Create a key and print it (it is shown only this once)."""
     expiry = _expiry(expires_at)
+    try:
+        allowed = allowlist.parse(list(allow_models)) if allow_models else None
+    except ModelGatesError as exc:
+        raise click.BadParameter(exc.message, param_hint="--allow-model") from exc
 
     async def create(svc: Services) -> Any:
         return await svc.keys.create(
@@ -62,6 +75,7 @@ def keys_create(
             expires_at=expiry,
             is_management=management,
             actor=audit.CLI,
+            allowed_models=allowed,
         )
 
     new = run(create, database_url)

@@ -6,6 +6,9 @@ parsed and, where the protocols differ, translated into the upstream's API, plus
 a :class:`Renderer` that writes the answer in the client's protocol. What happens
 to it is the same for all of them:
 
+0. **Allow.** The model to dispatch, and every model of a fallback list the request
+   names, must be within the key's ``allowed_models`` (:func:`authorize`), or the
+   request is refused with 403 before anything is reserved or sent.
 1. **Admit.** The worst case (prompt estimate at the dearest input price, the
    output bound × outputs at the dearest output price, the per-request price) is
    reserved against every budget of the key (:class:`~modelgates.services.
@@ -43,8 +46,9 @@ import aiohttp
 import anyio
 import msgspec
 
+from modelgates import allowlist
 from modelgates.catalog import GatewayConfig, ModelRoute
-from modelgates.errors import BadGateway
+from modelgates.errors import BadGateway, ModelNotAllowed
 from modelgates.gateway import sse, upstream
 from modelgates.gateway.usage import MAX_TOKENS, Usage
 from modelgates.gateway.wire import Meter, UpstreamApi
@@ -101,6 +105,9 @@ class Call:
     stream: bool
     caller: Caller
     started: float = field(default_factory=time.monotonic)
+    fallbacks: tuple[str, ...] = ()
+    """Other model ids the request names (OpenRouter's ``models``, a fallback list):
+    each must be allowed for the key too, though only ``route`` is dispatched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +181,19 @@ class StreamAnswer:
 Answer = JsonAnswer | StreamAnswer
 
 
+def authorize(key: ApiKey, model: str, fallbacks: tuple[str, ...] = ()) -> None:
+    """403 unless ``key`` may use ``model`` and every model of ``fallbacks`` (a set
+    lookup per model: the matcher is built once per distinct allowlist)."""
+    if key.allowed_models is None:
+        return
+    allowed = allowlist.matcher(key.allowed_models)
+    if not allowed.allows(model):
+        raise ModelNotAllowed(model)
+    for other in fallbacks:
+        if not allowed.allows(other):
+            raise ModelNotAllowed(other, field="models")
+
+
 def new_generation_id() -> str:
     """``gen-<unix seconds>-<random>``, the shape OpenRouter's ids have."""
     return f"gen-{int(time.time())}-{secrets.token_urlsafe(15)}"
@@ -196,6 +216,7 @@ class MeteredGateway:
     async def run(self, call: Call, renderer: Renderer, http: aiohttp.ClientSession) -> Answer:
         """Admit, forward and (for a whole answer) settle ``call``; a stream settles as
         its events are consumed."""
+        authorize(call.caller.key, call.route.id, call.fallbacks)
         ticket = await self._admit(call)
         granted = ticket.granted_tokens
         body = call.upstream_api.request(

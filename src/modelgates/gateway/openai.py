@@ -5,7 +5,8 @@ What a client reads, whatever the upstream sent:
 * ``id`` is the generation id (``gen-…``) on the body and on every chunk, ``model``
   the ModelGates model id, ``provider`` the provider that served, and chat and
   completion bodies carry ``system_fingerprint`` (``null`` when the upstream gave
-  none: both official OpenRouter SDKs require the field);
+  none: both official OpenRouter SDKs require the field); a chunk carries it only
+  when the upstream gave a string (the TypeScript SDK refuses a ``null`` there);
 * ``usage`` is what was charged, in OpenRouter's shape: the token counts (and
   their ``*_details``), ``cost`` in USD, ``cost_details`` and ``is_byok``; counts the
   gateway had to estimate carry ``estimated: true``;
@@ -112,7 +113,9 @@ class OpenAIStream:
             return [event.raw]  # an upstream's in-stream error, as it sent it
         self.created = payload.get("created", self.created)
         self.fingerprint = payload.get("system_fingerprint", self.fingerprint)
-        chunk = _named(payload, self.head, fingerprint=True)
+        chunk = _named(payload, self.head, fingerprint=False)
+        if chunk.get("system_fingerprint") is None:
+            chunk.pop("system_fingerprint", None)  # a chunk's is a string, or absent
         if "usage" in chunk:
             self.last_usage = chunk.pop("usage")
             if not chunk.get("choices"):
@@ -120,18 +123,19 @@ class OpenAIStream:
         return [sse.data(chunk)]
 
     def _usage_chunk(self, outcome: Outcome) -> bytes:
-        return sse.data(
-            {
-                "id": self.head.generation_id,
-                "object": self.chunk_object,
-                "created": self.created,
-                "model": self.head.model,
-                "provider": self.head.provider,
-                "system_fingerprint": self.fingerprint,
-                "choices": [],
-                "usage": usage_object(self.last_usage, outcome),
-            }
-        )
+        chunk = {
+            "id": self.head.generation_id,
+            "object": self.chunk_object,
+            "created": self.created,
+            "model": self.head.model,
+            "provider": self.head.provider,
+            "system_fingerprint": self.fingerprint,
+            "choices": [],
+            "usage": usage_object(self.last_usage, outcome),
+        }
+        if not isinstance(self.fingerprint, str):
+            del chunk["system_fingerprint"]
+        return sse.data(chunk)
 
     def finish(self, outcome: Outcome) -> list[bytes]:
         return [self._usage_chunk(outcome), sse.DONE]

@@ -32,6 +32,8 @@ from modelgates.gateway.usage import Usage
 
 ApiName = Literal["chat", "completions", "embeddings", "anthropic", "responses"]
 ANTHROPIC_VERSION = "2023-06-01"
+ROUTING_FIELDS = frozenset({"models", "fallbacks"})
+"""OpenRouter's fallback lists: checked against the key's allowlist, never forwarded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,11 @@ class UpstreamApi:
     ) -> dict[str, Any]:
         """``body`` as sent upstream: the provider's model name, the output bound the
         budget granted (when the client named none) and, for an OpenAI stream, the
-        usage chunk the metering needs (``stream_options.include_usage``)."""
-        sent = {**body, "model": model}
+        usage chunk the metering needs (``stream_options.include_usage``). A fallback
+        list (``models``, ``fallbacks``) is not sent: the gateway dispatches one model,
+        and an upstream that routes by it could serve another."""
+        sent = {name: value for name, value in body.items() if name not in ROUTING_FIELDS}
+        sent["model"] = model
         if max_tokens is not None and self.max_tokens_field is not None:
             sent[self.max_tokens_field] = max_tokens
         if stream and self.name in ("chat", "completions"):

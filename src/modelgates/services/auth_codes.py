@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from modelgates import metrics, pkce, tokens
+from modelgates import allowlist, metrics, pkce, tokens
+from modelgates.allowlist import Allowlist
 from modelgates.callbacks import Callback, CallbackRejected, check_callback
 from modelgates.errors import BadRequest, Forbidden
 from modelgates.models import ApiKey, App, AuthCode
@@ -59,6 +60,8 @@ class CodeRequest:
     key_label: str | None = None
     limit: float | None = None
     usage_limit_type: Reset | None = None
+    allowed_models: Allowlist = None
+    """Checked already (:func:`modelgates.allowlist.parse`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +144,10 @@ class AuthCodeService:
         """Validate ``request`` and store a new code for ``user_id``.
 
         A code asked for by a key (``creator``) mints that key's sub-key: its spend
-        also counts against the creator's limit, it is revoked with the creator, and
-        it expires no later than the creator (absent an ``expires_at`` it inherits
-        the creator's; a later one is refused).
+        also counts against the creator's limit, it is revoked with the creator, it
+        expires no later than the creator (absent an ``expires_at`` it inherits
+        the creator's; a later one is refused), and its allowlist is the intersection
+        of the one asked for (absent: every model) and the creator's.
         """
         if request.callback_url is None:
             raise BadRequest("callback_url is required", field="callback_url")
@@ -226,6 +230,7 @@ class AuthCodeService:
             limit=limit,
             usage_limit_type=request.usage_limit_type,
             label=label,
+            allowed_models=request.allowed_models,
         )
 
     async def _store_code(
@@ -256,6 +261,7 @@ class AuthCodeService:
             usage_limit_type=terms.usage_limit_type,
             key_expires_at=terms.key_expires_at,
             creator_key_hash=None if creator is None else creator.hash,
+            allowed_models=terms.allowed_models,
         )
         await self._store.create_code(record, now)  # ChallengeInUse is the client's 409
         metrics.AUTH_CODES_CREATED.inc()
@@ -277,7 +283,10 @@ def _require_headless_pkce(challenge: str | None, method: pkce.Method | None) ->
 
 def _within(creator: ApiKey, terms: _Terms) -> _Terms:
     """``terms`` bounded by the key that asks for the code: a key never mints a key
-    that outlives it (its limit binds the sub-key through admission, not here)."""
+    that outlives it or reaches models it may not use (its limit binds the sub-key
+    through admission, not here)."""
+    models = allowlist.intersection(terms.allowed_models, creator.allowed_models)
+    terms = replace(terms, allowed_models=models)
     if creator.expires_at is None:
         return terms
     if terms.key_expires_at is None:
@@ -300,3 +309,4 @@ class _Terms:
     limit: int | None
     usage_limit_type: Reset | None
     label: str | None
+    allowed_models: Allowlist = None

@@ -136,6 +136,7 @@ class ExchangeService:
             app_id=record.app_id,
             issued_by_code=True,
             parent_key_hash=record.creator_key_hash,
+            allowed_models=record.allowed_models,
         )
         # The issue is recorded in the transaction that mints the key: neither
         # can exist without the other.

@@ -10,7 +10,8 @@ from datetime import datetime
 
 from msgspec import UNSET, UnsetType
 
-from modelgates import metrics, tokens
+from modelgates import allowlist, metrics, tokens
+from modelgates.allowlist import Allowlist
 from modelgates.display import display_string_problem
 from modelgates.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from modelgates.key_state import key_state
@@ -99,6 +100,7 @@ class KeyService:
         is_management: bool = False,
         issued_by_code: bool = False,
         parent_key_hash: str | None = None,
+        allowed_models: Allowlist = None,
     ) -> NewKey:
         """Generate a key and its record without storing it (the exchange stores both
         the key and the code's consumption in one transaction)."""
@@ -117,6 +119,7 @@ class KeyService:
             is_management=is_management,
             issued_by_code=issued_by_code,
             parent_key_hash=parent_key_hash,
+            allowed_models=allowed_models,
         )
         return NewKey(secret=secret, record=record)
 
@@ -130,10 +133,12 @@ class KeyService:
         expires_at: datetime | None = None,
         is_management: bool = False,
         actor: str | None = None,
+        allowed_models: Allowlist = None,
     ) -> NewKey:
         """Create and store a personal (or management) key for ``user``.
 
-        ``actor`` is who asked, for the audit trail (default: the user).
+        ``actor`` is who asked, for the audit trail (default: the user);
+        ``allowed_models`` is checked already (:func:`modelgates.allowlist.parse`).
         """
         nanos = check_limit(limit_usd)
         if limit_reset is not None and nanos is None:
@@ -147,6 +152,7 @@ class KeyService:
             limit_reset=limit_reset,
             expires_at=expires_at,
             is_management=is_management,
+            allowed_models=allowed_models,
         )
         await self._store.create_key(new.record)
         await self._audit.record(
@@ -154,7 +160,8 @@ class KeyService:
             actor=actor or audit.user_actor(user.id),
             key=new.record,
             detail={"name": new.record.name, "limit": limit_usd, "limit_reset": limit_reset,
-                    "management": is_management},
+                    "management": is_management,
+                    "allowed_models": allowlist.listed(allowed_models)},
         )  # fmt: skip
         return new
 
@@ -234,11 +241,14 @@ class KeyService:
         disabled: bool | UnsetType = UNSET,
         limit_usd: float | UnsetType | None = UNSET,
         limit_reset: Reset | UnsetType | None = UNSET,
+        allowed_models: Allowlist | UnsetType = UNSET,
     ) -> ApiKey:
         """Change the given fields of one of the caller's user's keys.
 
         A limit cleared to ``null`` clears its reset interval too; setting a reset
-        interval while the resulting limit is ``null`` is a 400.
+        interval while the resulting limit is ``null`` is a 400. Every field is
+        checked before anything changes. ``allowed_models`` (checked already) set on
+        a sub-key is kept within its parent's (:meth:`Store.update_key`).
         """
         checked_name: str | UnsetType = UNSET
         if not isinstance(name, UnsetType):
@@ -258,6 +268,7 @@ class KeyService:
             disabled=disabled,
             limit=nanos,
             limit_reset=limit_reset,
+            allowed_models=allowed_models,
         )
         if change is None or change.key.user_id != caller.user_id:
             raise NotFound(RESOURCE_NOT_FOUND)
@@ -281,6 +292,12 @@ class KeyService:
         if before.name != after.name:
             names = {"old_name": before.name, "new_name": after.name}
             await self._audit.record(audit.KEY_RENAMED, actor=actor, key=after, detail=names)
+        if before.allowed_models != after.allowed_models:
+            lists = {
+                "old_allowed_models": allowlist.listed(before.allowed_models),
+                "new_allowed_models": allowlist.listed(after.allowed_models),
+            }
+            await self._audit.record(audit.KEY_MODELS_CHANGED, actor=actor, key=after, detail=lists)
 
     async def revoke_owned(self, caller: ApiKey, key_hash: str) -> None:
         """Revoke one of the caller's user's keys for good; 404 as :meth:`get_owned`."""

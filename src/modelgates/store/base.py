@@ -15,6 +15,7 @@ from typing import Protocol
 from msgspec import UNSET, UnsetType
 
 from modelgates.admission import Ask
+from modelgates.allowlist import Allowlist
 from modelgates.models import (
     Admission,
     ApiKey,
@@ -129,11 +130,17 @@ class Store(Protocol):
         disabled: bool | UnsetType = UNSET,
         limit: int | UnsetType | None = UNSET,
         limit_reset: Reset | UnsetType | None = UNSET,
+        allowed_models: Allowlist | UnsetType = UNSET,
     ) -> KeyChange | None:
         """Set the given fields (and ``updated_at``) of an unrevoked key in one
         transaction; ``None`` if there is no such unrevoked key. Disabling a key
         also revokes the keys minted from it and expires its pending codes, in the
-        same transaction, as :meth:`revoke_key` does."""
+        same transaction, as :meth:`revoke_key` does.
+
+        A sub-key's allowlist stays within its parent's, in the same transaction: the
+        list set on a sub-key is intersected with its parent's, and a list set on a
+        key narrows the lists of the keys minted from it
+        (:func:`modelgates.allowlist.intersection`)."""
         ...
 
     # audit ------------------------------------------------------------
@@ -161,6 +168,10 @@ class Store(Protocol):
     ) -> bool:
         """Atomically mark the code used and insert ``key`` minted from it (and
         ``event``, the audit record of the issue, in the same transaction).
+
+        The key's allowlist is first intersected with its creator's as it is at the
+        commit (read under the creator's lock), so a key narrowed meanwhile never
+        mints a looser one.
 
         Returns ``False`` (and changes nothing) when the code is already used or
         expired at ``now``, or the key that created it is no longer active (revoked,

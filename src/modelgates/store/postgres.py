@@ -19,6 +19,8 @@ import asyncpg
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from modelgates import allowlist
+from modelgates.allowlist import Allowlist
 from modelgates.errors import ChallengeInUse, DuplicateEmail, DuplicateIdentity
 from modelgates.models import (
     ApiKey,
@@ -31,6 +33,7 @@ from modelgates.models import (
 )
 from modelgates.store import rows
 from modelgates.store.base import KeyChange, key_changes, migration_files, utc
+from modelgates.store.postgres_allowlists import narrow_minted, parent_allowlist, within_creator
 from modelgates.store.postgres_metering import PostgresMetering
 from modelgates.store.postgres_sso import PostgresSignOn, insert_identity
 from modelgates.windows import Reset, WindowSpend, window_starts
@@ -183,10 +186,16 @@ class PostgresStore(PostgresMetering, PostgresSignOn):
         disabled: bool | UnsetType = UNSET,
         limit: int | UnsetType | None = UNSET,
         limit_reset: Reset | UnsetType | None = UNSET,
+        allowed_models: Allowlist | UnsetType = UNSET,
     ) -> KeyChange | None:
         changes = key_changes(name=name, disabled=disabled, limit=limit, limit_reset=limit_reset)
-        assignments = "".join(f", {column} = ${i}" for i, (column, _) in enumerate(changes, 3))
         async with self._pool.acquire() as conn, conn.transaction():
+            allowed: Allowlist | UnsetType = allowed_models
+            if not isinstance(allowed, UnsetType):
+                bound = await parent_allowlist(conn, key_hash)
+                allowed = allowlist.intersection(allowed, bound)
+                changes.append(("allowed_models", allowlist.encode(allowed)))
+            assignments = "".join(f", {column} = ${i}" for i, (column, _) in enumerate(changes, 3))
             row = await conn.fetchrow(
                 f"UPDATE api_keys SET updated_at = $2{assignments}"
                 f" WHERE hash = $1 AND revoked_at IS NULL RETURNING {rows.KEY_COLUMNS}",
@@ -194,6 +203,8 @@ class PostgresStore(PostgresMetering, PostgresSignOn):
             )  # fmt: skip
             if row is None:
                 return None
+            if not isinstance(allowed, UnsetType) and allowed is not None:
+                await narrow_minted(conn, key_hash, allowed, now)
             minted = await _cut_off_minted(conn, key_hash, now) if disabled is True else []
         return KeyChange(rows.key_from_row(row, _ts), tuple(minted))
 
@@ -250,10 +261,9 @@ class PostgresStore(PostgresMetering, PostgresSignOn):
             if key.parent_key_hash is not None:
                 # Lock the creating key first: a concurrent revocation (which updates
                 # its row) then either commits before (and the check below refuses)
-                # or waits for this mint and revokes the key minted here.
-                await conn.execute(
-                    "SELECT 1 FROM api_keys WHERE hash = $1 FOR SHARE", key.parent_key_hash
-                )
+                # or waits for this mint and revokes the key minted here; so does a
+                # change of its allowlist, which the minted key's stays within.
+                key = await within_creator(conn, key)
             status = await conn.execute(_CONSUME_CODE, now, key.hash, code_hash)
             if status != "UPDATE 1":
                 return False

@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 
 import msgspec
 
+from modelgates import allowlist
 from modelgates.models import (
     ApiKey,
     App,
@@ -44,12 +45,12 @@ KEY_COLUMNS = (
     "hash, user_id, app_id, name, label, limit_nanos, limit_reset, expires_at, disabled,"
     " revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,"
     " usage_nanos, usage_day_nanos, usage_day_start, usage_week_nanos, usage_week_start,"
-    " usage_month_nanos, usage_month_start, parent_key_hash"
+    " usage_month_nanos, usage_month_start, parent_key_hash, allowed_models"
 )
 CODE_COLUMNS = (
     "code_hash, user_id, app_id, callback_url, code_challenge, code_challenge_method,"
     " key_label, limit_nanos, usage_limit_type, key_expires_at, created_at, expires_at,"
-    " used_at, minted_key_hash, creator_key_hash"
+    " used_at, minted_key_hash, creator_key_hash, allowed_models"
 )
 KEY_IS_ACTIVE = "revoked_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $now)"
 """Condition on an ``api_keys`` row: the key can be used at ``$now`` (a placeholder
@@ -88,6 +89,7 @@ def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
         key_hash, user_id, app_id, name, label, limit, limit_reset, expires_at, disabled,
         revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,
         usage, day, day_start, week, week_start, month, month_start, parent_key_hash,
+        allowed_models,
     ) = tuple(row)[:KEY_COLUMN_COUNT]  # fmt: skip
     return ApiKey(
         hash=key_hash,
@@ -115,6 +117,7 @@ def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
             month_start=_opt(month_start, ts),
         ),
         parent_key_hash=parent_key_hash,
+        allowed_models=allowlist.decode(allowed_models),
     )
 
 
@@ -124,7 +127,7 @@ def code_from_row(row: Row, ts: TimestampIn) -> AuthCode:
     (
         code_hash, user_id, app_id, callback_url, code_challenge, code_challenge_method,
         key_label, limit, usage_limit_type, key_expires_at, created_at, expires_at, used_at,
-        minted_key_hash, creator_key_hash,
+        minted_key_hash, creator_key_hash, allowed_models,
     ) = tuple(row)[:CODE_COLUMN_COUNT]  # fmt: skip
     return AuthCode(
         code_hash=code_hash,
@@ -142,6 +145,7 @@ def code_from_row(row: Row, ts: TimestampIn) -> AuthCode:
         used_at=_opt(used_at, ts),
         minted_key_hash=minted_key_hash,
         creator_key_hash=creator_key_hash,
+        allowed_models=allowlist.decode(allowed_models),
     )
 
 
@@ -183,7 +187,7 @@ def key_insert_values(key: ApiKey, ts: Callable[[datetime], Any]) -> tuple[Any, 
         opt(key.expires_at), key.disabled, opt(key.revoked_at), key.is_management,
         key.issued_by_code, ts(key.created_at), opt(key.updated_at), opt(key.last_used_at),
         u.total, u.day, opt(u.day_start), u.week, opt(u.week_start), u.month, opt(u.month_start),
-        key.parent_key_hash,
+        key.parent_key_hash, allowlist.encode(key.allowed_models),
     )  # fmt: skip
 
 
@@ -197,7 +201,7 @@ def code_insert_values(code: AuthCode, ts: Callable[[datetime], Any]) -> tuple[A
         code.code_hash, code.user_id, code.app_id, code.callback_url, code.code_challenge,
         code.code_challenge_method, code.key_label, code.limit, code.usage_limit_type,
         opt(code.key_expires_at), ts(code.created_at), ts(code.expires_at), opt(code.used_at),
-        code.minted_key_hash, code.creator_key_hash,
+        code.minted_key_hash, code.creator_key_hash, allowlist.encode(code.allowed_models),
     )  # fmt: skip
 
 

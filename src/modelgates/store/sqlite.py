@@ -14,6 +14,8 @@ from datetime import datetime
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from modelgates import allowlist
+from modelgates.allowlist import Allowlist
 from modelgates.errors import ChallengeInUse, DuplicateEmail, DuplicateIdentity
 from modelgates.models import (
     ApiKey,
@@ -26,6 +28,7 @@ from modelgates.models import (
 )
 from modelgates.store import rows
 from modelgates.store.base import KeyChange, from_iso, iso, key_changes
+from modelgates.store.sqlite_allowlists import narrow_minted, parent_allowlist, within_creator
 from modelgates.store.sqlite_engine import SqliteEngine, path_from_url
 from modelgates.store.sqlite_metering import SqliteMetering
 from modelgates.store.sqlite_sso import SqliteSignOn, insert_identity
@@ -145,19 +148,26 @@ class SqliteStore(SqliteMetering, SqliteSignOn, SqliteEngine):
         disabled: bool | UnsetType = UNSET,
         limit: int | UnsetType | None = UNSET,
         limit_reset: Reset | UnsetType | None = UNSET,
+        allowed_models: Allowlist | UnsetType = UNSET,
     ) -> KeyChange | None:
         changes = key_changes(name=name, disabled=disabled, limit=limit, limit_reset=limit_reset)
-        assignments = "".join(f", {column} = ?" for column, _ in changes)
-        values = tuple(value for _, value in changes)
 
         def update(conn: sqlite3.Connection) -> tuple[sqlite3.Row, list[str]] | None:
+            given = list(changes)
+            allowed: Allowlist | UnsetType = allowed_models
+            if not isinstance(allowed, UnsetType):
+                allowed = allowlist.intersection(allowed, parent_allowlist(conn, key_hash))
+                given.append(("allowed_models", allowlist.encode(allowed)))
+            assignments = "".join(f", {column} = ?" for column, _ in given)
             cur = conn.execute(
                 f"UPDATE api_keys SET updated_at = ?{assignments}"
                 " WHERE hash = ? AND revoked_at IS NULL",
-                (iso(now), *values, key_hash),
+                (iso(now), *(value for _, value in given), key_hash),
             )
             if cur.rowcount != 1:
                 return None
+            if not isinstance(allowed, UnsetType) and allowed is not None:
+                narrow_minted(conn, key_hash, allowed, iso(now))
             row: sqlite3.Row = conn.execute(
                 f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,)
             ).fetchone()
@@ -215,7 +225,7 @@ class SqliteStore(SqliteMetering, SqliteSignOn, SqliteEngine):
             cur = conn.execute(_CONSUME_CODE, (iso(now), key.hash, code_hash, iso(now), iso(now)))
             if cur.rowcount != 1:
                 return False
-            _insert_key(conn, key)
+            _insert_key(conn, within_creator(conn, key))
             if event is not None:
                 _insert_event(conn, event)
             return True

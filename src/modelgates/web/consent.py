@@ -14,6 +14,8 @@ from typing import cast
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelgates import allowlist
+from modelgates.allowlist import Allowlist
 from modelgates.api.state import services
 from modelgates.callbacks import Callback
 from modelgates.errors import BadRequest
@@ -39,7 +41,10 @@ from modelgates.web.security import PageError
 from modelgates.web.templates import render
 from modelgates.web.urls import with_query
 
-AUTH_PARAMS = ("callback_url", "code_challenge", "code_challenge_method", "key_label", "limit")
+AUTH_PARAMS = (
+    "callback_url", "code_challenge", "code_challenge_method", "key_label", "limit",
+    "allowed_models",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,9 @@ class AuthRequest:
     key_label: str | None
     limit: str | None
     state: str | None
+    allowed_models: Allowlist = None
+    """The models the app asks the key to be limited to (``allowed_models``, ids
+    separated by commas); shown on the page, carried into the code unchanged."""
 
     @property
     def callback(self) -> Callback | None:
@@ -90,6 +98,7 @@ def parse_auth_request(request: Request) -> AuthRequest:
     key_label = query.get("key_label") or None
     try:  # shown on the page (in headless mode as the app's name): checked like a label
         check_label(key_label, field="key_label")
+        models = allowlist.parse_text(query.get("allowed_models") or "")
     except BadRequest as exc:
         raise _invalid(exc.message[:1].upper() + exc.message[1:]) from exc
     return AuthRequest(
@@ -97,6 +106,7 @@ def parse_auth_request(request: Request) -> AuthRequest:
         key_label=key_label,
         limit=query.get("limit"),
         state=query.get("state"),
+        allowed_models=models,
     )
 
 
@@ -127,6 +137,7 @@ async def _consent(
             "values": values,
             "resets": RESETS,
             "error": error,
+            "allowed_models": auth.allowed_models,
         },
         status=status,
     )
@@ -168,7 +179,7 @@ async def auth_decide(request: Request) -> Response:
         for name in ("limit", "reset", "expires", "key_label")
     }
     try:
-        code_request = _code_request(values)
+        code_request = _code_request(values, auth.allowed_models)
         issued = await services(request).codes.issue_consented(
             who.user.id, auth.consent, code_request
         )
@@ -185,8 +196,9 @@ async def auth_decide(request: Request) -> Response:
     return see_other(with_query(auth.callback.url, {"code": issued.secret, **auth.redirect_params}))
 
 
-def _code_request(values: dict[str, str]) -> CodeRequest:
-    """The key terms the user chose (the callback and PKCE pair are the consent's)."""
+def _code_request(values: dict[str, str], allowed_models: Allowlist) -> CodeRequest:
+    """The key terms the user chose (the callback and PKCE pair are the consent's, the
+    allowlist the app's request)."""
     expires = parse_local_utc(values["expires"], "expires_at")
     return CodeRequest(
         callback_url=None,
@@ -194,4 +206,5 @@ def _code_request(values: dict[str, str]) -> CodeRequest:
         key_label=values["key_label"] or None,
         limit=parse_limit(values["limit"], "limit"),
         usage_limit_type=parse_reset(values["reset"], "usage_limit_type"),
+        allowed_models=allowed_models,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelgates import allowlist
 from modelgates.api.state import services
 from modelgates.errors import BadRequest, NotFound
 from modelgates.key_state import LABELS as STATE_LABELS
@@ -60,6 +61,7 @@ async def _keys_page(
                 "usage": key.usage.in_window(now, key.limit_reset),
                 "remaining": remaining,
                 "status": status_text,
+                "models": key.allowed_models,
             }
         )
     return render(
@@ -68,7 +70,7 @@ async def _keys_page(
             **base_context(who),
             "keys": rows,
             "new_key": new_key,
-            "values": values or {"name": "", "limit": "", "reset": "", "expires": ""},
+            "values": values or {"name": "", "limit": "", "reset": "", "expires": "", "models": ""},
             "resets": RESETS,
             "error": error,
         },
@@ -91,6 +93,7 @@ async def keys_create(request: Request) -> Response:
     values = {
         name: form.get(name, "").strip()[:200] for name in ("name", "limit", "reset", "expires")
     }
+    values["models"] = form.get("models", "").strip()[:10_000]
     try:
         new = await services(request).keys.create(
             who.user,
@@ -98,6 +101,7 @@ async def keys_create(request: Request) -> Response:
             limit_usd=parse_limit(values["limit"], "limit"),
             limit_reset=parse_reset(values["reset"], "limit_reset"),
             expires_at=parse_local_utc(values["expires"], "expires_at"),
+            allowed_models=allowlist.parse_text(values["models"]),
         )
     except BadRequest as exc:
         label = FIELD_LABELS.get(exc.field or "", "Key")

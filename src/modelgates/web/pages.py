@@ -40,6 +40,7 @@ FIELD_LABELS = {
     "expires_at": "Expiry",
     "key_label": "Key label",
     "name": "Name",
+    "allowed_models": "Allowed models",
 }
 
 
