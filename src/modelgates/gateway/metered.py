@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -100,6 +100,8 @@ class Call:
     demand: Demand
     stream: bool
     caller: Caller
+    upstream_headers: Mapping[str, str] = field(default_factory=dict)
+    """Client headers the upstream's API takes as they are (``anthropic-beta``)."""
     started: float = field(default_factory=time.monotonic)
 
 
@@ -203,8 +205,9 @@ class MeteredGateway:
         )
         try:
             response = await upstream.send(
-                http, call.route, call.upstream_api, body, stream=call.stream
-            )
+                http, call.route, call.upstream_api, body,
+                stream=call.stream, headers=call.upstream_headers,
+            )  # fmt: skip
         except BaseException:
             await _shielded(self._metering.release(ticket))
             raise
