@@ -23,8 +23,10 @@ import pytest
 import yaml
 from starlette.routing import Route
 
+from modelgates.api.protocols import ANTHROPIC, OPENROUTER
 from modelgates.app import routes
 from modelgates.container import Services
+from modelgates.gateway.translate.anthropic import error_type_for_status
 from modelgates.pkce import generate_verifier, s256
 from modelgates.settings import Settings
 from tests.conftest import make_account
@@ -118,6 +120,8 @@ class Operation:
     method: str
     path: str
     operation: dict[str, Any] | None
+    protocol: str = OPENROUTER
+    """Whose error shape the route answers in (:mod:`modelgates.api.protocols`)."""
 
     @property
     def id(self) -> str:
@@ -161,7 +165,8 @@ def body_operations() -> list[Operation]:
         for method in BODY_METHODS:
             if method in (route.methods or set()):
                 item = documented.get(route.path, {})
-                found.append(Operation(method, route.path, item.get(method.lower())))
+                protocol = getattr(route, "protocol", OPENROUTER)
+                found.append(Operation(method, route.path, item.get(method.lower()), protocol))
     return found
 
 
@@ -264,16 +269,36 @@ LIVE_VALUES: dict[str, Callable[[Caller, dict[str, Any]], Awaitable[dict[str, An
 """Operations whose example needs live state (a code); the rest send the example."""
 
 
-def check_answer(response: httpx.Response, what: str) -> None:
-    assert response.status_code < 500, f"{what}: {response.status_code} {response.text[:300]}"
-    if response.is_success:
-        return
+def check_openrouter_error(response: httpx.Response, what: str) -> None:
     body = response.json()
     assert set(body) == {"error", "user_id"}, f"{what}: {body}"
     error = body["error"]
     assert error["code"] == response.status_code, f"{what}: {body}"
     assert isinstance(error["message"], str) and error["message"], f"{what}: {body}"
     assert error["metadata"] is None or isinstance(error["metadata"], dict), f"{what}: {body}"
+
+
+def check_anthropic_error(response: httpx.Response, what: str) -> None:
+    body = response.json()
+    assert set(body) == {"type", "error", "request_id"}, f"{what}: {body}"
+    assert body["type"] == "error", f"{what}: {body}"
+    error = body["error"]
+    assert error["type"] == error_type_for_status(response.status_code), f"{what}: {body}"
+    assert isinstance(error["message"], str) and error["message"], f"{what}: {body}"
+
+
+ERROR_CHECKS: dict[str, Callable[[httpx.Response, str], None]] = {
+    OPENROUTER: check_openrouter_error,
+    ANTHROPIC: check_anthropic_error,
+}
+"""The envelope each protocol's routes answer errors in."""
+
+
+def check_answer(response: httpx.Response, what: str, protocol: str = OPENROUTER) -> None:
+    assert response.status_code < 500, f"{what}: {response.status_code} {response.text[:300]}"
+    if response.is_success:
+        return
+    ERROR_CHECKS[protocol](response, what)
 
 
 # --- the sweep ---------------------------------------------------------------------
@@ -313,7 +338,7 @@ async def sweep(caller: Caller, op: Operation, field: tuple[str, ...], names: li
         content = body_with(await caller.base(op), field, HOSTILE[name])
         response = await caller.send(op, content, credential)
         try:
-            check_answer(response, f"{op.id} {'.'.join(field)}={name}")
+            check_answer(response, f"{op.id} {'.'.join(field)}={name}", op.protocol)
         except AssertionError as exc:
             failures.append(str(exc))
     assert not failures, "\n".join(failures)

@@ -28,6 +28,7 @@ from modelgates.api.auth_keys import CreateCodeBody, ExchangeBody
 from modelgates.api.key_views import current_key_data, key_object
 from modelgates.api.management import CreateKeyBody, UpdateKeyBody
 from modelgates.api.meta import openapi_document
+from modelgates.api.protocols import ANTHROPIC, ERROR_RENDERERS, OPENROUTER, ApiError
 from modelgates.api.responses import error_body
 from modelgates.app import routes
 from modelgates.models import ApiKey, User
@@ -67,6 +68,10 @@ ALL_ERROR_ENVELOPES = (
     "InternalServer",
     *NEW_ERROR_ENVELOPES,
 )
+PROTOCOL_ERROR_ENVELOPES = {"AnthropicError": "anthropic"}
+"""Error schemas of the routes that speak another protocol, by that protocol."""
+ANTHROPIC_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"xApiKey": []}]
+"""The Anthropic routes take the key as a bearer or as x-api-key."""
 
 
 def load_document() -> dict[str, Any]:
@@ -310,17 +315,40 @@ def test_every_operation_lists_its_error_statuses() -> None:
         if "requestBody" in operation:
             assert "400" in statuses, where
         if operation["security"]:
-            assert operation["security"] == [{"apiKey": []}], where
+            assert operation["security"] in ([{"apiKey": []}], ANTHROPIC_SECURITY), where
             assert "401" in statuses, where
+        protocol = route_protocols().get(f"/api/v1{path}", OPENROUTER)
         for status in statuses - {"200", "201"}:
             response = deref(operation["responses"][status])
             schema = deref(response["content"]["application/json"]["schema"])
-            assert schema["title"].removesuffix("Response") in ALL_ERROR_ENVELOPES, where
+            envelope = schema["title"].removesuffix("Response")
+            if protocol == OPENROUTER:
+                assert envelope in ALL_ERROR_ENVELOPES, where
+            else:
+                assert PROTOCOL_ERROR_ENVELOPES.get(envelope) == protocol, where
+
+
+def route_protocols() -> dict[str, str]:
+    """The protocol whose error shape each route answers in (api/protocols.py)."""
+    return {
+        route.path: getattr(route, "protocol", OPENROUTER)
+        for route in routes()
+        if isinstance(route, Route)
+    }
+
+
+def test_the_anthropic_error_schema_describes_the_anthropic_renderer() -> None:
+    error = ApiError(429, "Rate limit exceeded", "abc123", {"scope": "x"}, {"Retry-After": "1"})
+    response = ERROR_RENDERERS[ANTHROPIC](error)
+    component_validator("AnthropicErrorResponse").validate(msgspec.json.decode(response.body))
+    assert route_protocols()["/api/v1/messages"] == ANTHROPIC
 
 
 def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
     needs_bearer = {
-        path for path, _, operation in operations(DOC) if operation["security"] == [{"apiKey": []}]
+        path
+        for path, _, operation in operations(DOC)
+        if operation["security"] in ([{"apiKey": []}], ANTHROPIC_SECURITY)
     }
     assert needs_bearer == {
         "/auth/keys/code",
@@ -329,6 +357,8 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/keys",
         "/keys/{hash}",
         "/chat/completions",
+        "/messages",
+        "/messages/count_tokens",
         "/completions",
         "/embeddings",
         "/generation",

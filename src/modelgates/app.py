@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -20,8 +20,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelgates import logs, metrics
-from modelgates.api import auth_keys, generation, keys, management, meta, models, openai
-from modelgates.api.responses import JSONResponse, error_body
+from modelgates.api import auth_keys, generation, keys, management, messages, meta, models, openai
+from modelgates.api.protocols import ANTHROPIC, ApiError, ProtocolRoute, error_response
 from modelgates.catalog import GatewayConfig, load_config
 from modelgates.container import Services
 from modelgates.dberrors import INVALID_VALUE, client_data_errors
@@ -49,6 +49,15 @@ def routes() -> list[BaseRoute]:
     """
     return [
         Route(f"{API}/chat/completions", openai.chat_completions, methods=["POST"]),
+        ProtocolRoute(
+            f"{API}/messages", messages.create_message, protocol=ANTHROPIC, methods=["POST"]
+        ),
+        ProtocolRoute(
+            f"{API}/messages/count_tokens",
+            messages.count_tokens,
+            protocol=ANTHROPIC,
+            methods=["POST"],
+        ),
         Route(f"{API}/key", keys.current_key, methods=["GET"]),
         Route(f"{API}/auth/keys/code", auth_keys.create_auth_code, methods=["POST"]),
         Route(f"{API}/auth/keys", auth_keys.exchange_code, methods=["POST"]),
@@ -114,21 +123,27 @@ def _request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 
-def _with_request_id(metadata: dict[str, Any] | None, request: Request) -> dict[str, Any]:
-    return {**(metadata or {}), "request_id": _request_id(request)}
+def _error(
+    request: Request,
+    status: int,
+    message: str,
+    metadata: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The error in the envelope of the protocol the route speaks (:mod:`.api.protocols`)."""
+    error = ApiError(status, message, _request_id(request), metadata, headers)
+    return error_response(request.scope, error)
 
 
 async def _on_modelgates_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelGatesError)
-    body = error_body(exc.status, exc.message, _with_request_id(exc.metadata, request))
-    return JSONResponse(body, status_code=exc.status, headers=getattr(exc, "headers", None))
+    return _error(request, exc.status, exc.message, exc.metadata, getattr(exc, "headers", None))
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = _STATUS_MESSAGES.get(exc.status_code, exc.detail)
-    body = error_body(exc.status_code, message, _with_request_id(None, request))
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return _error(request, exc.status_code, message, headers=exc.headers)
 
 
 def database_errors() -> tuple[type[Exception], ...]:
@@ -142,14 +157,12 @@ async def _on_client_data_error(request: Request, exc: Exception) -> Response:
     # The database refused a value the request carried: the client's error (400),
     # logged by type only (the message may quote the value).
     log.info("database refused a value (request %s): %s", _request_id(request), type(exc).__name__)
-    body = error_body(400, INVALID_VALUE, _with_request_id(None, request))
-    return JSONResponse(body, status_code=400)
+    return _error(request, 400, INVALID_VALUE)
 
 
 async def _on_store_error(request: Request, exc: Exception) -> Response:
     log.error("database error (request %s): %r", _request_id(request), exc)
-    body = error_body(503, "Service Unavailable", _with_request_id(None, request))
-    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+    return _error(request, 503, "Service Unavailable", headers={"Retry-After": "1"})
 
 
 CLIENT_CLOSED_REQUEST = 499
@@ -167,8 +180,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # The trace is logged by the server; the client gets only a request id. This
     # handler runs outside the other middleware, so it sets the id header itself.
     request_id = _request_id(request)
-    body = error_body(500, "Internal Server Error", {"request_id": request_id})
-    return JSONResponse(body, status_code=500, headers={"X-Request-Id": request_id})
+    return _error(request, 500, "Internal Server Error", headers={"X-Request-Id": request_id})
 
 
 class ApiCorsMiddleware:

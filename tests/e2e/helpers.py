@@ -117,3 +117,20 @@ async def exchange_minted_keys(database_url: str, user_id: str) -> list[MintedKe
     finally:
         await pg.close()
     return [MintedKey(r["hash"], r["app_id"], r["revoked"]) for r in records]
+
+
+async def generation_ids(database_url: str, key_hash: str) -> list[str]:
+    """The ids of every generation record of the key, oldest first, read straight from
+    the table (for clients that do not show the id they were answered under)."""
+    query = "SELECT id FROM generations WHERE key_hash = {} ORDER BY created_at, id"
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///")
+        with closing(sqlite3.connect(path)) as conn:
+            rows = conn.execute(query.format("?"), (key_hash,)).fetchall()
+        return [row[0] for row in rows]
+    pg = await asyncpg.connect(database_url)
+    try:
+        records = await pg.fetch(query.format("$1"), key_hash)
+    finally:
+        await pg.close()
+    return [record["id"] for record in records]

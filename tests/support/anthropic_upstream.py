@@ -21,7 +21,14 @@ The model name picks a behaviour:
 ``cache``          reports half the prompt words (rounded down) as
                    ``cache_read_input_tokens``, a quarter as
                    ``cache_creation_input_tokens``, the rest as ``input_tokens``
+``hello``          answers :data:`~tests.support.upstream.HELLO` whatever
+                   ``max_tokens`` says, one delta a word; output tokens = its
+                   words, stop reason ``end_turn``
 =================  ===========================================================
+
+``POST /v1/messages/count_tokens`` answers ``{"input_tokens": <prompt words>}``
+(``system``, ``messages`` and ``tools``: a count the gateway's estimate never
+gives for the tests' prompts).
 
 Every request must carry a key, as ``x-api-key`` or (what the current
 ``anthropic`` SDK sends) ``Authorization: Bearer`` (else 401
@@ -45,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.support.upstream import Recorded, Upstream, count_words, serving
+from tests.support.upstream import HELLO, Recorded, Upstream, count_words, serving
 
 SLOW_SECONDS = 0.3
 MESSAGE_ID = "msg_stub_01"
@@ -119,18 +126,33 @@ def make_app(record: list[Recorded]) -> Starlette:
             return JSONResponse(
                 error_body("invalid_request_error", "max_tokens: Field required"), 400
             )
+        if model == "hello":
+            completion = len(HELLO.split())
         words = count_words(body.get("system")) + count_words(body.get("messages"))
         if body.get("stream"):
             events = stream(body, str(model), words, completion)
             return StreamingResponse(events, media_type="text/event-stream")
         return JSONResponse(message(body, str(model), words, completion))
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    async def count_tokens(request: Request) -> Response:
+        body: dict[str, Any] = msgspec.json.decode(await request.body())
+        record.append(Recorded(request.url.path, dict(request.headers), body))
+        words = sum(count_words(body.get(name)) for name in ("system", "messages", "tools"))
+        return JSONResponse({"input_tokens": words})
+
+    return Starlette(
+        routes=[
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        ]
+    )
 
 
 def message(body: dict[str, Any], model: str, words: int, completion: int) -> dict[str, Any]:
     if model == "tool":
         content, stop = [tool_block(body, words)], "tool_use"
+    elif model == "hello":
+        content, stop = [{"type": "text", "text": HELLO}], "end_turn"
     else:
         content, stop = [{"type": "text", "text": "tok " * completion}], "max_tokens"
     answer: dict[str, Any] = {
@@ -164,7 +186,7 @@ async def stream(
     delta: dict[str, Any] = {
         "type": "message_delta",
         "delta": {
-            "stop_reason": "tool_use" if model == "tool" else "max_tokens",
+            "stop_reason": {"tool": "tool_use", "hello": "end_turn"}.get(model, "max_tokens"),
             "stop_sequence": None,
         },
     }
@@ -189,6 +211,13 @@ STOP_BLOCK: Event = ("content_block_stop", {"type": "content_block_stop", "index
 async def text_events(model: str, completion: int) -> AsyncIterator[Event]:
     for event in block_start({"type": "text", "text": ""}):
         yield event
+    if model == "hello":
+        words = HELLO.split()
+        for index, word in enumerate(words):
+            text = word if index == len(words) - 1 else word + " "
+            yield block_delta({"type": "text_delta", "text": text})
+        yield STOP_BLOCK
+        return
     for index in range(completion):
         if model == "die" and index == 2:
             raise RuntimeError("upstream died mid-stream")
@@ -215,3 +244,42 @@ def running_anthropic_upstream() -> Iterator[Upstream]:
     record: list[Recorded] = []
     with serving(make_app(record)) as base_url:
         yield Upstream(base_url, record)
+
+
+ANTHROPIC_BEHAVIOURS = (
+    "echo",
+    "no-usage",
+    "die",
+    "slow",
+    "fail",
+    "reject",
+    "tool",
+    "cache",
+    "hello",
+)
+ANTHROPIC_PROVIDER = "claude"
+
+
+def anthropic_toml(upstream: Upstream, *, api_key_env: str | None = None) -> str:
+    """Gateway config lines (to append to :func:`tests.support.upstream.gateway_toml`)
+    routing ``claude/<behaviour>`` to this stub through an ``api = "anthropic"``
+    provider. Prices as there (1 and 2 USD per million prompt and completion tokens),
+    cache reads at 0.5 and cache writes at 1.25."""
+    key_line = f'api_key_env = "{api_key_env}"\n' if api_key_env else ""
+    models = "".join(
+        f"""
+[[models]]
+id = "{ANTHROPIC_PROVIDER}/{name}"
+provider = "{ANTHROPIC_PROVIDER}"
+prompt_price = 1.0
+completion_price = 2.0
+cache_read_price = 0.5
+cache_write_price = 1.25
+"""
+        for name in ANTHROPIC_BEHAVIOURS
+    )
+    return f"""
+[providers.{ANTHROPIC_PROVIDER}]
+base_url = "{upstream.v1}"
+api = "anthropic"
+{key_line}{models}"""

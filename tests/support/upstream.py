@@ -18,6 +18,11 @@ The upstream model name picks a behaviour, so one server covers every case:
 ``huge``           reports 10**16 completion tokens (absurd)
 ``negative``       reports -5 completion tokens
 ``cached``         reports 2 cached prompt tokens and 3 reasoning tokens
+``hello``          (chat) answers :data:`HELLO` whatever ``max_tokens`` says, one
+                   chunk a word; completion tokens = its words
+``tool``           (chat) calls the first tool of the request (else
+                   ``get_weather``) with ``{"words": <prompt words>}``, streamed in
+                   argument pieces; :data:`TOOL_COMPLETION_TOKENS` completion tokens
 =================  ===========================================================
 
 ``n`` answers that many choices per prompt, and a ``/completions`` batch (a list of
@@ -48,6 +53,11 @@ from starlette.routing import Route
 
 SLOW_SECONDS = 0.3
 DEFAULT_COMPLETION_TOKENS = 5
+HELLO = "Hello from the stub upstream."
+TOOL_CALL_ID = "call_stub_01"
+TOOL_COMPLETION_TOKENS = 7
+ARGUMENT_PIECE = 6
+"""Characters of tool-call arguments per streamed chunk."""
 
 
 @dataclass
@@ -115,6 +125,8 @@ def make_app(record: list[Recorded]) -> Starlette:
             prompts = list(raw) if isinstance(raw, list) and is_batch else [raw]
         n = body.get("n") or 1
         prompt = count_words(prompts)
+        if kind == "chat" and model in ("hello", "tool"):
+            return scripted(body, model, prompt)
         per_choice = body.get("max_tokens") or DEFAULT_COMPLETION_TOKENS
         choices = n * len(prompts)
         with_usage = model != "no-usage"
@@ -182,6 +194,50 @@ def make_app(record: list[Recorded]) -> Starlette:
             chunk = {**base, "choices": [], "usage": usage(model, prompt, per_choice * choices)}
             yield b"data: " + msgspec.json.encode(chunk) + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+    def scripted(body: dict[str, Any], model: str, prompt: int) -> Response:
+        """The ``hello`` and ``tool`` answers, whole or streamed."""
+        if model == "hello":
+            pieces = [word + " " for word in HELLO.split()]
+            pieces[-1] = pieces[-1].rstrip()
+            deltas: list[dict[str, Any]] = [{"content": piece} for piece in pieces]
+            message: dict[str, Any] = {"role": "assistant", "content": HELLO}
+            finish, completion = "stop", len(pieces)
+        else:
+            tools = body.get("tools") or [{}]
+            name = (tools[0].get("function") or {}).get("name") or "get_weather"
+            arguments = msgspec.json.encode({"words": prompt}).decode()
+            call = {"id": TOOL_CALL_ID, "type": "function",
+                    "function": {"name": name, "arguments": arguments}}  # fmt: skip
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            first = {**call, "index": 0, "function": {"name": name, "arguments": ""}}
+            pieces = [
+                arguments[i : i + ARGUMENT_PIECE] for i in range(0, len(arguments), ARGUMENT_PIECE)
+            ]
+            deltas = [{"tool_calls": [first]}] + [
+                {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]} for piece in pieces
+            ]
+            finish, completion = "tool_calls", TOOL_COMPLETION_TOKENS
+        reported = usage(model, prompt, completion)
+        base = {"id": "cmpl-1", "created": int(time.time()), "model": model}
+        if not body.get("stream"):
+            choice = {"index": 0, "message": message, "finish_reason": finish}
+            return JSONResponse({**base, "object": "chat.completion", "choices": [choice],
+                                 "usage": reported})  # fmt: skip
+        chunk_base = {**base, "object": "chat.completion.chunk"}
+        wants = (body.get("stream_options") or {}).get("include_usage") is True
+
+        async def events() -> AsyncIterator[bytes]:
+            for index, delta in enumerate(deltas):
+                last = index == len(deltas) - 1
+                part = {"index": 0, "delta": delta, "finish_reason": finish if last else None}
+                yield b"data: " + msgspec.json.encode({**chunk_base, "choices": [part]}) + b"\n\n"
+            if wants:
+                chunk = {**chunk_base, "choices": [], "usage": reported}
+                yield b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     async def chat(request: Request) -> Response:
         return await generate(request, "chat")
@@ -277,6 +333,8 @@ context_length = 4096
             "huge",
             "negative",
             "cached",
+            "hello",
+            "tool",
         )
     )
     priced = """

@@ -4,7 +4,8 @@ the answer (whole, or streamed with a watch on the client's connection)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -18,6 +19,7 @@ from modelgates.catalog import ModelRoute
 from modelgates.container import Services
 from modelgates.errors import BadRequest, Forbidden, ServiceUnavailable
 from modelgates.gateway.metered import Answer, Caller, JsonAnswer, StreamAnswer
+from modelgates.gateway.translate import TranslationError
 from modelgates.gateway.usage import MAX_TOKENS
 from modelgates.models import ApiKey
 
@@ -28,6 +30,11 @@ NO_UPSTREAM = (
 )
 MAX_OUTPUTS = 128
 """Most outputs one request may ask for (``n``, ``best_of``), as OpenAI allows."""
+DEFAULT_MAX_TOKENS = 4096
+"""The output bound sent to an upstream whose API requires one (Anthropic's), when
+neither the client nor the model's ``max_completion_tokens`` names one."""
+
+T = TypeVar("T")
 
 
 async def metered_key(svc: Services, authorization: str | None) -> ApiKey:
@@ -103,6 +110,21 @@ def token_bound(body: dict[str, Any], *names: str) -> int | None:
             raise BadRequest(f"{name} must be an integer from 0 to {MAX_TOKENS}", field=name)
         bound = value if bound is None else max(bound, value)
     return bound
+
+
+def required_max_tokens(route: ModelRoute) -> int:
+    """The output bound for an upstream API that requires one, when the client named
+    none: the model's ``max_completion_tokens``, else :data:`DEFAULT_MAX_TOKENS`."""
+    return route.max_completion_tokens or DEFAULT_MAX_TOKENS
+
+
+def translated(translate: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``translate(*args, **kwargs)`` (:mod:`modelgates.gateway.translate`), a request the
+    client must fix answered 400 naming the field."""
+    try:
+        return translate(*args, **kwargs)
+    except TranslationError as exc:
+        raise BadRequest(exc.message, field=exc.field) from exc
 
 
 def output_count(body: dict[str, Any], name: str) -> int:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -104,6 +104,8 @@ class Call:
     demand: Demand
     stream: bool
     caller: Caller
+    upstream_headers: Mapping[str, str] = field(default_factory=dict)
+    """Client headers the upstream's API takes as they are (``anthropic-beta``)."""
     started: float = field(default_factory=time.monotonic)
     fallbacks: tuple[str, ...] = ()
     """Other model ids the request names (OpenRouter's ``models``, a fallback list):
@@ -224,8 +226,9 @@ class MeteredGateway:
         )
         try:
             response = await upstream.send(
-                http, call.route, call.upstream_api, body, stream=call.stream
-            )
+                http, call.route, call.upstream_api, body,
+                stream=call.stream, headers=call.upstream_headers,
+            )  # fmt: skip
         except BaseException:
             await _shielded(self._metering.release(ticket))
             raise

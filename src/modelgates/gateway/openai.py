@@ -1,4 +1,5 @@
-"""Answers in OpenAI's (and OpenRouter's) words, from an OpenAI-compatible upstream. No I/O.
+"""Answers in OpenAI's (and OpenRouter's) words, from an OpenAI-compatible upstream (or,
+translated, from an Anthropic one: :class:`ChatFromMessagesRenderer`). No I/O.
 
 What a client reads, whatever the upstream sent:
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from modelgates.gateway import sse
 from modelgates.gateway.metered import Head, Outcome, StreamRenderer
+from modelgates.gateway.translate.anthropic import MessagesToChatStream, message_to_chat
 from modelgates.money import to_usd
 
 
@@ -139,6 +141,68 @@ class OpenAIStream:
 
     def finish(self, outcome: Outcome) -> list[bytes]:
         return [self._usage_chunk(outcome), sse.DONE]
+
+    def fail(self, outcome: Outcome, message: str) -> list[bytes]:
+        error = {"error": {"code": 502, "message": message}}
+        return [self._usage_chunk(outcome), sse.data(error)]
+
+
+class ChatFromMessagesRenderer:
+    """A chat completion from an ``anthropic`` upstream's message, whole or streamed
+    (:mod:`modelgates.gateway.translate.chat_response`), in the same words as one
+    passed through: the generation id, ``provider``, OpenRouter's ``usage``."""
+
+    def body(self, payload: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+        head = outcome.head
+        answer = message_to_chat(
+            payload, id=head.generation_id, model=head.model, created=head.created,
+            usage=outcome.usage, cost=to_usd(outcome.cost.total),
+        )  # fmt: skip
+        answer["provider"] = head.provider
+        answer["usage"] = usage_object(None, outcome)
+        return answer
+
+    def stream(self, head: Head) -> StreamRenderer:
+        return ChatFromMessagesStream(head)
+
+
+class ChatFromMessagesStream:
+    """An Anthropic stream's events as chat chunks, closed by the one usage chunk; an
+    upstream ``error`` event ends it with an in-stream error, as a broken stream does."""
+
+    def __init__(self, head: Head) -> None:
+        self.head = head
+        self.translator = MessagesToChatStream(head.generation_id, head.model, head.created)
+
+    def _chunk(self, chunk: dict[str, Any]) -> bytes:
+        return sse.data({**chunk, "provider": self.head.provider})
+
+    def _usage_chunk(self, outcome: Outcome) -> bytes:
+        return self._chunk(
+            {
+                "id": self.head.generation_id,
+                "object": "chat.completion.chunk",
+                "created": self.head.created,
+                "model": self.head.model,
+                "system_fingerprint": None,
+                "choices": [],
+                "usage": usage_object(None, outcome),
+            }
+        )
+
+    def start(self) -> list[bytes]:
+        return []
+
+    def event(self, event: sse.Event, payload: Any) -> list[bytes]:
+        if not isinstance(payload, dict):
+            return []
+        return [self._chunk(chunk) for chunk in self.translator.feed(event.event or "", payload)]
+
+    def finish(self, outcome: Outcome) -> list[bytes]:
+        if self.translator.error is not None:
+            return self.fail(outcome, self.translator.error["message"])
+        chunks = self.translator.finish(outcome.usage, to_usd(outcome.cost.total))[:-1]
+        return [*(self._chunk(chunk) for chunk in chunks), self._usage_chunk(outcome), sse.DONE]
 
     def fail(self, outcome: Outcome, message: str) -> list[bytes]:
         error = {"error": {"code": 502, "message": message}}

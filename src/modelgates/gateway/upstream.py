@@ -10,6 +10,7 @@ gets it in the log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -37,8 +38,12 @@ async def send(
     body: dict[str, Any],
     *,
     stream: bool,
+    headers: Mapping[str, str] | None = None,
 ) -> aiohttp.ClientResponse:
     """POST ``body`` to the route's provider; the response once its status is good.
+
+    ``headers`` are the client's that the upstream API takes as they are; they never
+    replace the API's own (content type, the provider key).
 
     Raises :class:`BadGateway` or :class:`UpstreamRejected` (having read and
     released the response) otherwise.
@@ -48,7 +53,7 @@ async def send(
         response = await http.post(
             provider.base_url + api.path,
             data=_encoder.encode(body),
-            headers=api.headers(provider.api_key(), stream=stream),
+            headers={**(headers or {}), **api.headers(provider.api_key(), stream=stream)},
             allow_redirects=False,
         )
     except UPSTREAM_ERRORS as exc:

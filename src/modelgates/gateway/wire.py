@@ -88,6 +88,8 @@ COMPLETIONS = UpstreamApi("completions", "/completions", "max_tokens")
 EMBEDDINGS = UpstreamApi("embeddings", "/embeddings", None)
 ANTHROPIC = UpstreamApi("anthropic", "/messages", "max_tokens")
 RESPONSES = UpstreamApi("responses", "/responses", "max_output_tokens")
+ANTHROPIC_COUNT_TOKENS = UpstreamApi("anthropic", "/messages/count_tokens", None)
+"""Anthropic's token counter (free, unmetered: ``POST /messages/count_tokens``)."""
 
 
 @dataclass
