@@ -331,6 +331,8 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/chat/completions",
         "/completions",
         "/embeddings",
+        "/responses",
+        "/responses/{id}",
         "/generation",
     }
 

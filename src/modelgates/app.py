@@ -20,7 +20,16 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelgates import logs, metrics
-from modelgates.api import auth_keys, generation, keys, management, meta, models, openai
+from modelgates.api import (
+    auth_keys,
+    generation,
+    keys,
+    management,
+    meta,
+    models,
+    openai,
+    openai_responses,
+)
 from modelgates.api.responses import JSONResponse, error_body
 from modelgates.catalog import GatewayConfig, load_config
 from modelgates.container import Services
@@ -49,6 +58,7 @@ def routes() -> list[BaseRoute]:
     """
     return [
         Route(f"{API}/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route(f"{API}/responses", openai_responses.create_response, methods=["POST"]),
         Route(f"{API}/key", keys.current_key, methods=["GET"]),
         Route(f"{API}/auth/keys/code", auth_keys.create_auth_code, methods=["POST"]),
         Route(f"{API}/auth/keys", auth_keys.exchange_code, methods=["POST"]),
@@ -63,6 +73,8 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/embeddings", openai.embeddings, methods=["POST"]),
         Route(f"{API}/generation", generation.get_generation, methods=["GET"]),
         Route(f"{API}/models", models.list_models, methods=["GET"]),
+        Route(f"{API}/responses/{{id}}", openai_responses.get_response, methods=["GET"]),
+        Route(f"{API}/responses/{{id}}", openai_responses.delete_response, methods=["DELETE"]),
         Route(
             "/.well-known/oauth-authorization-server",
             meta.authorization_server_metadata,

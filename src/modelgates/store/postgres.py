@@ -32,6 +32,7 @@ from modelgates.models import (
 from modelgates.store import rows
 from modelgates.store.base import KeyChange, key_changes, migration_files, utc
 from modelgates.store.postgres_metering import PostgresMetering
+from modelgates.store.postgres_responses import PostgresResponses
 from modelgates.store.postgres_sso import PostgresSignOn, insert_identity
 from modelgates.windows import Reset, WindowSpend, window_starts
 
@@ -42,7 +43,7 @@ def _ts(value: datetime) -> datetime:
     return utc(value)
 
 
-class PostgresStore(PostgresMetering, PostgresSignOn):
+class PostgresStore(PostgresMetering, PostgresSignOn, PostgresResponses):
     """:class:`~modelgates.store.base.Store` on PostgreSQL."""
 
     dialect = "postgres"
