@@ -32,7 +32,11 @@ from modelgates.gateway.translate.responses import (
     response_with_cost,
     responses_usage,
 )
-from modelgates.gateway.translate.responses_output import output_text, response_object
+from modelgates.gateway.translate.responses_output import (
+    LIFECYCLE_EVENTS,
+    output_text,
+    response_object,
+)
 from modelgates.money import to_usd
 
 JSON = dict[str, Any]
@@ -65,16 +69,28 @@ class PassThroughRenderer(_Kept):
 
     def __init__(self, request: JSON) -> None:
         self.request = request
+        previous = request.get("previous_response_id")
+        self.previous = previous if isinstance(previous, str) else None
+        """Resolved by the gateway, so the upstream never saw it: echoed back here."""
+
+    def echo(self, response: JSON) -> JSON:
+        if self.previous is not None:
+            response["previous_response_id"] = self.previous
+        return response
+
+    def complete(self, response: JSON, head: Head) -> JSON:
+        """The final Response object: echoed, with ``output_text``, kept."""
+        output = response.get("output")
+        items = output if isinstance(output, list) else []
+        response["output_text"] = output_text([item for item in items if isinstance(item, dict)])
+        return self._keep(self.echo(response), head)
 
     def body(self, payload: JSON, outcome: Outcome) -> JSON:
         head = outcome.head
         answer = response_with_cost(
             payload, outcome.usage, _cost(outcome), id=head.generation_id, model=head.model
         )
-        output = answer.get("output")
-        items = output if isinstance(output, list) else []
-        answer["output_text"] = output_text([item for item in items if isinstance(item, dict)])
-        return self._keep(answer, head)
+        return self.complete(answer, head)
 
     def stream(self, head: Head) -> StreamRenderer:
         return _PassThroughStream(self, head)
@@ -106,6 +122,8 @@ class _PassThroughStream:
         if kind == "response.output_item.done":
             self._item_done(payload.get("output_index"), payload.get("item"))
         relabelled = relay_event(payload, id=self.head.generation_id, model=self.head.model)
+        if kind in LIFECYCLE_EVENTS and isinstance(relabelled.get("response"), dict):
+            self.owner.echo(relabelled["response"])
         if isinstance(kind, str):
             return [sse.named(kind, relabelled)]
         return [sse.data(relabelled)]
@@ -124,7 +142,7 @@ class _PassThroughStream:
             usage=outcome.usage,
             cost=_cost(outcome),
         )
-        self.owner._keep(closing["response"], self.head)
+        self.owner.complete(closing["response"], self.head)
         return [_event(closing)]
 
     def fail(self, outcome: Outcome, message: str) -> list[bytes]:
