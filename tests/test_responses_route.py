@@ -124,6 +124,8 @@ async def test_what_codex_sends_is_accepted(
     upstream = upstream_of(mode, fake_upstream, native_upstream)
     before = len(upstream.requests)
     body = {**copy.deepcopy(CODEX_REQUEST), "model": f"{mode}/stop"}
+    # Codex's own tools describe properties named "type" (a schema, not a tag).
+    body["tools"][0]["parameters"]["properties"]["type"] = {"type": "string"}
     headers = {
         **account.auth,
         "originator": "codex_exec",

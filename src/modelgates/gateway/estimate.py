@@ -55,7 +55,8 @@ def _without_counted(value: Any) -> tuple[Any, int]:
                 kept.append(rest)
         return kept, extra
     if isinstance(value, dict):
-        if value.get("type") in _IMAGE_PART_TYPES:
+        kind = value.get("type")  # not always a string: a JSON Schema property may be "type"
+        if isinstance(kind, str) and kind in _IMAGE_PART_TYPES:
             return None, IMAGE_TOKENS
         kept_fields: dict[str, Any] = {}
         extra = 0
