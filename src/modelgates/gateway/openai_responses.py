@@ -116,6 +116,7 @@ class _PassThroughStream:
         if isinstance(sequence, int) and not isinstance(sequence, bool):
             self.next_sequence = max(self.next_sequence, sequence + 1)
         kind = payload.get("type")
+        kind = kind if isinstance(kind, str) else None
         if kind in CLOSING_EVENTS and isinstance(payload.get("response"), dict):
             self.closing = payload
             return []
@@ -124,9 +125,9 @@ class _PassThroughStream:
         relabelled = relay_event(payload, id=self.head.generation_id, model=self.head.model)
         if kind in LIFECYCLE_EVENTS and isinstance(relabelled.get("response"), dict):
             self.owner.echo(relabelled["response"])
-        if isinstance(kind, str):
-            return [sse.named(kind, relabelled)]
-        return [sse.data(relabelled)]
+        if kind is None:
+            return [sse.data(relabelled)]
+        return [sse.named(kind, relabelled)]
 
     def _item_done(self, index: object, item: object) -> None:
         if isinstance(index, int) and not isinstance(index, bool) and isinstance(item, dict):
