@@ -18,6 +18,7 @@ from modelgates.settings import Settings
 from modelgates.store import Store, open_store
 from tests.support.clock import FakeClock
 from tests.support.postgres import fresh_database, reset_database, worker_database
+from tests.support.responses_upstream import responses_gateway_toml, running_responses_upstream
 from tests.support.upstream import Upstream, gateway_toml, running_upstream
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -144,6 +145,41 @@ async def gateway_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Like ``client``, with the gateway routed to the fake upstream."""
     app = build_app(settings, store=store, clock=clock, gateway=gateway_config)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as http,
+    ):
+        yield http
+
+
+# --- the Responses API (both kinds of upstream) -------------------------------
+
+
+@pytest.fixture(scope="session")
+def native_upstream() -> Iterator[Upstream]:
+    """The stub upstream that speaks the Responses API (tests/support/responses_upstream.py)."""
+    with running_responses_upstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def responses_config(
+    fake_upstream: Upstream, native_upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> GatewayConfig:
+    """``chat/<behaviour>`` translated to the chat stub, ``native/<behaviour>`` passed through."""
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
+    return parse_config(
+        responses_gateway_toml(fake_upstream, native_upstream, api_key_env=UPSTREAM_KEY_ENV)
+    )
+
+
+@pytest.fixture
+async def responses_client(
+    settings: Settings, store: Store, clock: FakeClock, responses_config: GatewayConfig
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Like ``client``, with the gateway routed to both stubs (``responses_config``)."""
+    app = build_app(settings, store=store, clock=clock, gateway=responses_config)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from modelgates.gateway import estimate
 from modelgates.gateway.estimate import IMAGE_TOKENS, prompt_tokens
 
 
@@ -30,3 +31,15 @@ def test_images_count_a_fixed_amount() -> None:
     message = [{"role": "user", "content": [image]}]
     without = [{"role": "user", "content": []}]
     assert prompt_tokens(message) == IMAGE_TOKENS + tokens_of(without)
+
+
+def test_a_tool_schema_with_a_property_named_type_is_text() -> None:
+    # Codex's tools describe a property named "type": its value is a schema, not a tag.
+    tools = [{"type": "function", "parameters": {"properties": {"type": {"type": "string"}}}}]
+    assert estimate.prompt_tokens(tools) > 0
+    assert estimate.prompt_tokens([{"type": {"nested": "image_url"}}]) > 0
+
+
+def test_images_count_a_fixed_number_of_tokens() -> None:
+    image = {"type": "input_image", "image_url": "data:image/png;base64," + "A" * 100_000}
+    assert estimate.prompt_tokens([image]) == estimate.IMAGE_TOKENS + estimate.prompt_tokens([])

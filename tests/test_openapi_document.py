@@ -361,6 +361,8 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/messages/count_tokens",
         "/completions",
         "/embeddings",
+        "/responses",
+        "/responses/{id}",
         "/generation",
         "/models/user",
     }

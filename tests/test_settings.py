@@ -168,6 +168,7 @@ def test_every_field_has_an_environment_variable(tmp_path: Path) -> None:
         "MODELGATES_LOG_FORMAT": "text",
         "MODELGATES_PURGE_INTERVAL_SECONDS": "60",
         "MODELGATES_GENERATION_RETENTION_DAYS": "7",
+        "MODELGATES_RESPONSE_RETENTION_DAYS": "3",
         "MODELGATES_TRUSTED_PROXIES": "10.0.0.1",
         "MODELGATES_OIDC_ISSUER": "https://idp.example.com/realms/team",
         "MODELGATES_OIDC_CLIENT_ID": "modelgates",
@@ -235,6 +236,12 @@ def test_small_body_limit_rejected() -> None:
 def test_negative_retention_rejected() -> None:
     with pytest.raises(SettingsError, match="MODELGATES_USED_CODE_RETENTION_SECONDS"):
         Settings.from_env({"MODELGATES_USED_CODE_RETENTION_SECONDS": "-1"})
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "36501"])
+def test_response_retention_out_of_range_rejected(days: str) -> None:
+    with pytest.raises(SettingsError, match="MODELGATES_RESPONSE_RETENTION_DAYS"):
+        Settings.from_env({"MODELGATES_RESPONSE_RETENTION_DAYS": days})
 
 
 @pytest.mark.parametrize(

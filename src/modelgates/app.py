@@ -20,7 +20,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelgates import logs, metrics
-from modelgates.api import auth_keys, generation, keys, management, messages, meta, models, openai
+from modelgates.api import (
+    auth_keys,
+    generation,
+    keys,
+    management,
+    messages,
+    meta,
+    models,
+    openai,
+    openai_responses,
+)
 from modelgates.api.protocols import ANTHROPIC, ApiError, ProtocolRoute, error_response
 from modelgates.catalog import GatewayConfig, load_config
 from modelgates.container import Services
@@ -58,6 +68,7 @@ def routes() -> list[BaseRoute]:
             protocol=ANTHROPIC,
             methods=["POST"],
         ),
+        Route(f"{API}/responses", openai_responses.create_response, methods=["POST"]),
         Route(f"{API}/key", keys.current_key, methods=["GET"]),
         Route(f"{API}/auth/keys/code", auth_keys.create_auth_code, methods=["POST"]),
         Route(f"{API}/auth/keys", auth_keys.exchange_code, methods=["POST"]),
@@ -79,6 +90,8 @@ def routes() -> list[BaseRoute]:
         ),
         Route(f"{API}/embeddings/models", models.list_embeddings_models, methods=["GET"]),
         Route(f"{API}/providers", models.list_providers, methods=["GET"]),
+        Route(f"{API}/responses/{{id}}", openai_responses.get_response, methods=["GET"]),
+        Route(f"{API}/responses/{{id}}", openai_responses.delete_response, methods=["DELETE"]),
         Route(
             "/.well-known/oauth-authorization-server",
             meta.authorization_server_metadata,

@@ -18,6 +18,7 @@ from modelgates.services.keys import KeyService
 from modelgates.services.metering import MeteringService
 from modelgates.services.sessions import SessionService
 from modelgates.services.sso import SignOnService
+from modelgates.services.stored_responses import StoredResponses
 from modelgates.services.users import UserService
 from modelgates.settings import Settings
 from modelgates.store import Store
@@ -41,6 +42,8 @@ class Services:
     metering: MeteringService
     metered: MeteredGateway
     generations: GenerationService
+    responses: StoredResponses
+    """Responses kept for the Responses API (``store: true``)."""
     limiter: RateLimiter
     rules: Rules
     sign_on: SignOnService
@@ -78,6 +81,7 @@ class Services:
             metering=metering,
             metered=MeteredGateway(metering, gateway),
             generations=GenerationService(store),
+            responses=StoredResponses(store, clock=clock),
             limiter=limiter or limiter_for(settings.redis_url),
             rules=Rules.from_settings(settings),
             sign_on=SignOnService(store, clock=clock),

@@ -263,3 +263,21 @@ class UsageAudit:
     charges: int
     reserved: int
     reservations: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A Response of the Responses API kept for its user (``store: true``), so that a
+    later request can continue it (``previous_response_id``) and it can be read back."""
+
+    id: str
+    """The generation id the answer carried (``gen-…``)."""
+    user_id: str
+    key_hash: str
+    """The key that made the request."""
+    created_at: datetime
+    input: list[Any]
+    """The whole conversation it answered: the history it continued, then its own input
+    items (a string input as one user message)."""
+    response: dict[str, Any]
+    """The Response object, as the client received it."""

@@ -11,6 +11,8 @@ page sessions       once expired (log-out deletes its session at once)
 reservations        once expired (a crashed request's hold on a key's budget)
 generation records  ``MODELGATES_GENERATION_RETENTION_DAYS`` after the request
                     (the keys' usage counters keep their totals)
+stored responses    ``MODELGATES_RESPONSE_RETENTION_DAYS`` after the request
+                    (``store: true`` on ``POST /api/v1/responses``)
 sign-ins            single sign-ons never completed, once expired
 ==================  ==========================================================
 
@@ -46,10 +48,18 @@ class Purged:
     reservations: int = 0
     generations: int = 0
     sign_ins: int = 0
+    responses: int = 0
 
     @property
     def total(self) -> int:
-        return self.codes + self.sessions + self.reservations + self.generations + self.sign_ins
+        return (
+            self.codes
+            + self.sessions
+            + self.reservations
+            + self.generations
+            + self.sign_ins
+            + self.responses
+        )
 
 
 async def _drain(delete_batch: Callable[[int], Awaitable[int]], batch: int, pause: float) -> int:
@@ -70,6 +80,7 @@ async def purge_once(
     now = services.clock()
     used_before = now - timedelta(seconds=services.settings.used_code_retention_seconds)
     records_before = now - timedelta(days=services.settings.generation_retention_days)
+    responses_before = now - timedelta(days=services.settings.response_retention_days)
     return Purged(
         codes=await _drain(lambda n: store.purge_codes(now, used_before, n), batch, pause),
         sessions=await _drain(lambda n: store.purge_sessions(now, n), batch, pause),
@@ -78,6 +89,7 @@ async def purge_once(
             lambda n: store.purge_generations(records_before, n), batch, pause
         ),
         sign_ins=await _drain(lambda n: store.purge_sign_ins(now, n), batch, pause),
+        responses=await _drain(lambda n: store.purge_responses(responses_before, n), batch, pause),
     )
 
 
@@ -94,12 +106,13 @@ async def _run_forever(services: Services, interval: float, first_delay: float) 
             if purged.total:
                 log.info(
                     "purged %d code(s), %d session(s), %d reservation(s), %d generation(s),"
-                    " %d sign-in(s)",
+                    " %d sign-in(s), %d stored response(s)",
                     purged.codes,
                     purged.sessions,
                     purged.reservations,
                     purged.generations,
                     purged.sign_ins,
+                    purged.responses,
                 )
         await asyncio.sleep(interval)
 

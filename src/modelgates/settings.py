@@ -87,16 +87,19 @@ class Settings:
     rate_limit_login_per_address: int = 20
     """failed page log-ins per client address per 15 minutes"""
     rate_limit_gateway_per_key: int = 600
-    """model requests (``/chat/completions``, ``/completions``, ``/embeddings``) per key per
-    minute"""
+    """model requests (``/chat/completions``, ``/completions``, ``/embeddings``,
+    ``/responses``) per key per minute"""
     log_format: LogFormat = "json"
     """``json``: one JSON object per line with the request id; ``text``: readable lines"""
     purge_interval_seconds: int = 300
-    """how often expired codes, sessions, reservations, unfinished sign-ins and old
-    generation records are purged (0: never)"""
+    """how often expired codes, sessions, reservations, unfinished sign-ins, old generation
+    records and old stored responses are purged (0: never)"""
     generation_retention_days: int = 90
     """how long generation records (``GET /api/v1/generation``) are kept; the keys' usage
     totals are kept for good"""
+    response_retention_days: int = 30
+    """how long responses of ``POST /api/v1/responses`` with ``store: true`` are kept (for
+    ``previous_response_id`` and ``GET /api/v1/responses/{id}``), as OpenAI keeps them"""
     trusted_proxies: str | None = None
     """comma-separated addresses or CIDR networks (``10.0.0.5, 10.1.0.0/16``) of the reverse
     proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed; from any other
@@ -194,6 +197,8 @@ class Settings:
             raise SettingsError(
                 f"{ENV_PREFIX}GENERATION_RETENTION_DAYS must be between 1 and 36500"
             )
+        if not 1 <= self.response_retention_days <= 36_500:
+            raise SettingsError(f"{ENV_PREFIX}RESPONSE_RETENTION_DAYS must be between 1 and 36500")
         try:
             self.trusted_proxy_networks()
         except ValueError as exc:

@@ -20,7 +20,12 @@ The model name picks a behaviour:
 ``fail``           answers 500
 ``reject``         answers 400 with an OpenAI error body
 ``tool``           calls the request's first function tool (else ``lookup``)
-                   with arguments ``{"query": "tok"}``, call id ``call_stub_1``
+                   with arguments ``{"query": "tok"}``, call id ``call_stub_1``;
+                   once the input ends with a ``function_call_output``, answers as
+                   ``stop`` does
+``stop``           answers at most 5 tokens, as a model that has said all it had
+                   to say: ``completed`` (``incomplete`` only when
+                   ``max_output_tokens`` is below 5)
 =================  ===========================================================
 
 Every request's path, headers and JSON body are recorded in ``requests``.
@@ -71,6 +76,13 @@ def _tool_name(body: dict[str, Any]) -> str:
         if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("name"):
             return str(tool["name"])
     return "lookup"
+
+
+def _calls_tool(body: dict[str, Any]) -> bool:
+    """Whether the ``tool`` behaviour calls its tool now (not once it has the result)."""
+    items = body.get("input")
+    last = items[-1] if isinstance(items, list) and items else {}
+    return body["model"] == "tool" and last.get("type") != "function_call_output"
 
 
 def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
@@ -159,13 +171,15 @@ def make_app(record: list[Recorded]) -> Starlette:
                 status_code=400,
             )
         output_tokens = body.get("max_output_tokens") or DEFAULT_COMPLETION_TOKENS
-        usage = None if model == "no-usage" else _usage(count_input_words(body), output_tokens)
         status = "incomplete" if body.get("max_output_tokens") else "completed"
+        if model in ("stop", "tool") and output_tokens >= DEFAULT_COMPLETION_TOKENS:
+            output_tokens, status = DEFAULT_COMPLETION_TOKENS, "completed"
+        usage = None if model == "no-usage" else _usage(count_input_words(body), output_tokens)
         if body.get("stream"):
             return StreamingResponse(
                 _stream(body, output_tokens, status, usage), media_type="text/event-stream"
             )
-        if model == "tool":
+        if _calls_tool(body):
             output = [_call(_tool_name(body), TOOL_ARGUMENTS, "completed")]
         else:
             output = [_message("tok " * output_tokens, status)]
@@ -188,7 +202,7 @@ async def _stream(
     model = body["model"]
     yield event("response.created", response=_response(body, "in_progress", [], None))
     yield event("response.in_progress", response=_response(body, "in_progress", [], None))
-    if model == "tool":
+    if _calls_tool(body):
         name = _tool_name(body)
         yield event(
             "response.output_item.added", output_index=0, item=_call(name, "", "in_progress")
@@ -259,3 +273,52 @@ def running_responses_upstream() -> Iterator[Upstream]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+BEHAVIOURS = ("echo", "stop", "tool", "no-usage", "die", "fail", "reject")
+"""The behaviours both stubs share (the chat stub's are in tests/support/upstream.py)."""
+
+
+def _chat_behaviour(name: str) -> str:
+    """The chat stub's behaviour for one of ours: its ``lookup`` is our ``tool`` (its
+    own ``tool`` answers as the Anthropic stub's does)."""
+    return "lookup" if name == "tool" else name
+
+
+def responses_gateway_toml(
+    chat: Upstream, native: Upstream, *, api_key_env: str = "MG_TEST_UPSTREAM_KEY"
+) -> str:
+    """A gateway config with each behaviour twice: ``chat/<behaviour>`` on the chat stub
+    (``api = "openai"``: the Responses API translated) and ``native/<behaviour>`` on this
+    stub (``api = "openai-responses"``: passed through).
+
+    Prices as in ``gateway_toml``: 1000 nano-dollars a prompt token, 2000 a completion
+    token. ``max_request_cost`` is 1 USD, so that Codex's long prompt (some 10,000 tokens
+    by the estimate) is admitted with room to answer."""
+    models = "".join(
+        f"""
+[[models]]
+id = "{prefix}/{name}"
+provider = "{prefix}"
+upstream_model = "{_chat_behaviour(name) if prefix == 'chat' else name}"
+prompt_price = 1.0
+completion_price = 2.0
+context_length = 200000
+"""
+        for prefix in ("chat", "native")
+        for name in BEHAVIOURS
+    )
+    return f"""
+[gateway]
+max_request_cost = 1.0
+request_timeout_seconds = 30
+
+[providers.chat]
+base_url = "{chat.v1}"
+api_key_env = "{api_key_env}"
+
+[providers.native]
+base_url = "{native.v1}"
+api_key_env = "{api_key_env}"
+api = "openai-responses"
+{models}"""

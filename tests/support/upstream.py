@@ -23,6 +23,13 @@ The upstream model name picks a behaviour, so one server covers every case:
 ``tool``           (chat) calls the first tool of the request (else
                    ``get_weather``) with ``{"words": <prompt words>}``, streamed in
                    argument pieces; :data:`TOOL_COMPLETION_TOKENS` completion tokens
+``stop``           answers at most 5 tokens, as a model that has said all it had
+                   to say: ``finish_reason`` ``stop`` (``length`` only when
+                   ``max_tokens`` is below 5)
+``lookup``         calls the request's first function tool (else ``lookup``) with
+                   arguments ``{"query": "tok"}``, call id ``call_stub_1``
+                   (``finish_reason`` ``tool_calls``); once the last message is
+                   the tool's result, answers as ``stop`` does
 =================  ===========================================================
 
 ``n`` answers that many choices per prompt, and a ``/completions`` batch (a list of
@@ -58,6 +65,8 @@ TOOL_CALL_ID = "call_stub_01"
 TOOL_COMPLETION_TOKENS = 7
 ARGUMENT_PIECE = 6
 """Characters of tool-call arguments per streamed chunk."""
+LOOKUP_CALL_ID = "call_stub_1"
+LOOKUP_ARGUMENT_PIECES = ('{"query": ', '"tok"}')
 
 
 @dataclass
@@ -85,6 +94,48 @@ def count_words(value: Any) -> int:
     if isinstance(value, dict):
         return count_words(value.get("content")) + count_words(value.get("text"))
     return 0
+
+
+def _calls_tool(body: dict[str, Any]) -> bool:
+    """Whether the ``lookup`` behaviour calls its tool now (not once it has the result)."""
+    messages = body.get("messages") or [{}]
+    return bool(body["model"] == "lookup" and messages[-1].get("role") != "tool")
+
+
+def _tool_call(body: dict[str, Any], prompt: int) -> Response:
+    """The ``lookup`` behaviour's call of the first function tool, whole or streamed."""
+    names = [t["function"]["name"] for t in body.get("tools") or [] if t.get("type") == "function"]
+    name = names[0] if names else "lookup"
+    arguments = "".join(LOOKUP_ARGUMENT_PIECES)
+    usage = {"prompt_tokens": prompt, "completion_tokens": 3, "total_tokens": prompt + 3}
+    base = {"id": "cmpl-1", "created": int(time.time()), "model": body["model"]}
+    call = {"id": LOOKUP_CALL_ID, "type": "function", "function": {"name": name}}
+    if not body.get("stream"):
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{**call, "function": {"name": name, "arguments": arguments}}],
+        }
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        return JSONResponse(
+            {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        )  # fmt: skip
+
+    async def chunks() -> AsyncIterator[bytes]:
+        first = {**call, "index": 0, "function": {"name": name, "arguments": ""}}
+        deltas = [{"tool_calls": [first]}] + [
+            {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+            for piece in LOOKUP_ARGUMENT_PIECES
+        ]
+        for step, delta in enumerate(deltas):
+            finish = "tool_calls" if step == len(deltas) - 1 else None
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            chunk = {**base, "object": "chat.completion.chunk", "choices": [choice]}
+            yield b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+        chunk = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+        yield b"data: " + msgspec.json.encode(chunk) + b"\n\ndata: [DONE]\n\n"
+
+    return StreamingResponse(chunks(), media_type="text/event-stream")
 
 
 def make_app(record: list[Recorded]) -> Starlette:
@@ -127,7 +178,12 @@ def make_app(record: list[Recorded]) -> Starlette:
         prompt = count_words(prompts)
         if kind == "chat" and model in ("hello", "tool"):
             return scripted(body, model, prompt)
+        if _calls_tool(body):
+            return _tool_call(body, prompt)
         per_choice = body.get("max_tokens") or DEFAULT_COMPLETION_TOKENS
+        finish = "length"
+        if model in ("stop", "lookup") and per_choice >= DEFAULT_COMPLETION_TOKENS:
+            per_choice, finish = DEFAULT_COMPLETION_TOKENS, "stop"
         choices = n * len(prompts)
         with_usage = model != "no-usage"
         if body.get("stream"):
@@ -136,7 +192,7 @@ def make_app(record: list[Recorded]) -> Starlette:
             continuous = options.get("continuous_usage_stats") is True
             return StreamingResponse(
                 stream(kind, model, prompt, per_choice, choices, with_usage and wants,
-                       with_usage and continuous),
+                       with_usage and continuous, finish),
                 media_type="text/event-stream",
             )  # fmt: skip
         text = "tok " * per_choice
@@ -145,17 +201,17 @@ def make_app(record: list[Recorded]) -> Starlette:
             "object": "chat.completion" if kind == "chat" else "text_completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [choice(kind, index, text) for index in range(choices)],
+            "choices": [choice(kind, index, text, finish) for index in range(choices)],
         }
         if with_usage:
             answer["usage"] = usage(model, prompt, per_choice * choices)
         return JSONResponse(answer)
 
-    def choice(kind: str, index: int, text: str) -> dict[str, Any]:
+    def choice(kind: str, index: int, text: str, finish: str) -> dict[str, Any]:
         if kind == "chat":
             message = {"role": "assistant", "content": text}
-            return {"index": index, "message": message, "finish_reason": "length"}
-        return {"index": index, "text": text, "finish_reason": "length", "logprobs": None}
+            return {"index": index, "message": message, "finish_reason": finish}
+        return {"index": index, "text": text, "finish_reason": finish, "logprobs": None}
 
     async def stream(
         kind: str,
@@ -165,6 +221,7 @@ def make_app(record: list[Recorded]) -> Starlette:
         choices: int,
         with_usage: bool,
         continuous: bool,
+        finish: str,
     ) -> AsyncIterator[bytes]:
         base = {
             "id": "cmpl-1",
@@ -184,7 +241,7 @@ def make_app(record: list[Recorded]) -> Starlette:
                     if kind == "chat"
                     else {"index": index, "text": "tok "}
                 )
-                part["finish_reason"] = "length" if step == per_choice - 1 else None
+                part["finish_reason"] = finish if step == per_choice - 1 else None
                 deltas.append(part)
             chunk: dict[str, Any] = {**base, "choices": deltas}
             if continuous:
@@ -335,6 +392,8 @@ context_length = 4096
             "cached",
             "hello",
             "tool",
+            "stop",
+            "lookup",
         )
     )
     priced = """

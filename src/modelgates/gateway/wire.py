@@ -260,7 +260,7 @@ class ResponsesMeter(Meter):
         if isinstance(kind, str) and kind.endswith(".delta"):
             self.text_bytes += text_bytes(payload.get("delta"))
         response = payload.get("response")
-        if kind in _CLOSING and isinstance(response, dict):
+        if isinstance(kind, str) and kind in _CLOSING and isinstance(response, dict):
             saved = self.text_bytes
             self.body(response)
             self.text_bytes = saved  # the deltas already counted the text

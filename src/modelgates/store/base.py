@@ -25,6 +25,7 @@ from modelgates.models import (
     Generation,
     PendingSignIn,
     ProviderIdentity,
+    StoredResponse,
     UsageAudit,
     User,
     WebSession,
@@ -260,6 +261,24 @@ class Store(Protocol):
 
     async def purge_generations(self, before: datetime, limit: int) -> int:
         """Delete generation records created before ``before`` (the keys' counters stay)."""
+        ...
+
+    async def purge_responses(self, before: datetime, limit: int) -> int:
+        """Delete stored responses created before ``before``."""
+        ...
+
+    # stored responses (the Responses API's ``store: true``) ----------------
+    async def save_response(self, stored: StoredResponse) -> None:
+        """Keep ``stored`` (a second save of the same id changes nothing)."""
+        ...
+
+    async def get_response(self, response_id: str, user_id: str) -> StoredResponse | None:
+        """The stored response ``response_id`` if it is ``user_id``'s, else ``None``
+        (unknown, purged, deleted and another user's look alike)."""
+        ...
+
+    async def delete_response(self, response_id: str, user_id: str) -> bool:
+        """Delete the stored response if it is ``user_id``'s; ``False`` if there was none."""
         ...
 
 

@@ -35,6 +35,7 @@ from modelgates.store import rows
 from modelgates.store.base import KeyChange, key_changes, migration_files, utc
 from modelgates.store.postgres_allowlists import narrow_minted, parent_allowlist, within_creator
 from modelgates.store.postgres_metering import PostgresMetering
+from modelgates.store.postgres_responses import PostgresResponses
 from modelgates.store.postgres_sso import PostgresSignOn, insert_identity
 from modelgates.windows import Reset, WindowSpend, window_starts
 
@@ -45,7 +46,7 @@ def _ts(value: datetime) -> datetime:
     return utc(value)
 
 
-class PostgresStore(PostgresMetering, PostgresSignOn):
+class PostgresStore(PostgresMetering, PostgresSignOn, PostgresResponses):
     """:class:`~modelgates.store.base.Store` on PostgreSQL."""
 
     dialect = "postgres"

@@ -31,6 +31,7 @@ from modelgates.store.base import KeyChange, from_iso, iso, key_changes
 from modelgates.store.sqlite_allowlists import narrow_minted, parent_allowlist, within_creator
 from modelgates.store.sqlite_engine import SqliteEngine, path_from_url
 from modelgates.store.sqlite_metering import SqliteMetering
+from modelgates.store.sqlite_responses import SqliteResponses
 from modelgates.store.sqlite_sso import SqliteSignOn, insert_identity
 from modelgates.windows import Reset, WindowSpend, window_starts
 
@@ -43,7 +44,7 @@ PURGE_CODES_SQL = (
 """Runs on the event loop in bounded batches: it finds codes through the expiry index."""
 
 
-class SqliteStore(SqliteMetering, SqliteSignOn, SqliteEngine):
+class SqliteStore(SqliteMetering, SqliteSignOn, SqliteResponses, SqliteEngine):
     """:class:`~modelgates.store.base.Store` on a SQLite file."""
 
     # users ------------------------------------------------------------

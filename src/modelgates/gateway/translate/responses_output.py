@@ -243,7 +243,8 @@ def relay_event(
     if not isinstance(event, dict):
         return event
     response = event.get("response")
-    if event.get("type") not in LIFECYCLE_EVENTS or not isinstance(response, dict):
+    kind = event.get("type")
+    if not isinstance(kind, str) or kind not in LIFECYCLE_EVENTS or not isinstance(response, dict):
         return event
     relabelled = {**response, "id": id, "model": model}
     if usage is not None:
