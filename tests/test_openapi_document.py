@@ -53,6 +53,7 @@ ADDED_OPERATION_KEYS = {"security"}
 MEDIA_TYPE_ADDITIONS = {"example", "examples"}
 
 NEW_ERROR_ENVELOPES = (
+    "PaymentRequired",
     "Forbidden",
     "NotFound",
     "MethodNotAllowed",
@@ -332,6 +333,7 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/completions",
         "/embeddings",
         "/generation",
+        "/credits",
     }
 
 

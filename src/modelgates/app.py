@@ -20,7 +20,16 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelgates import logs, metrics
-from modelgates.api import auth_keys, generation, keys, management, meta, models, openai
+from modelgates.api import (
+    auth_keys,
+    credits,
+    generation,
+    keys,
+    management,
+    meta,
+    models,
+    openai,
+)
 from modelgates.api.responses import JSONResponse, error_body
 from modelgates.catalog import GatewayConfig, load_config
 from modelgates.container import Services
@@ -62,6 +71,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/completions", openai.completions, methods=["POST"]),
         Route(f"{API}/embeddings", openai.embeddings, methods=["POST"]),
         Route(f"{API}/generation", generation.get_generation, methods=["GET"]),
+        Route(f"{API}/credits", credits.get_credits, methods=["GET"]),
         Route(f"{API}/models", models.list_models, methods=["GET"]),
         Route(
             "/.well-known/oauth-authorization-server",

@@ -12,6 +12,7 @@ from modelgates.services import Clock, system_clock
 from modelgates.services.apps import AppService
 from modelgates.services.audit import AuditLog
 from modelgates.services.auth_codes import AuthCodeService
+from modelgates.services.budgets import default_budget
 from modelgates.services.exchange import ExchangeService
 from modelgates.services.generations import GenerationService
 from modelgates.services.keys import KeyService
@@ -63,11 +64,12 @@ class Services:
         apps = AppService(store, audit, clock=clock)
         keys = KeyService(store, audit, clock=clock)
         metering = MeteringService(store, clock=clock, ttl_seconds=gateway.reservation_ttl_seconds)
+        budget = default_budget(settings)
         return cls(
             settings=settings,
             store=store,
             clock=clock,
-            users=UserService(store, clock=clock),
+            users=UserService(store, clock=clock, default_budget=budget),
             apps=apps,
             keys=keys,
             codes=AuthCodeService(store, settings, apps, clock=clock),
@@ -80,6 +82,6 @@ class Services:
             generations=GenerationService(store),
             limiter=limiter or limiter_for(settings.redis_url),
             rules=Rules.from_settings(settings),
-            sign_on=SignOnService(store, clock=clock),
+            sign_on=SignOnService(store, clock=clock, default_budget=budget),
             oidc=OidcClient(oidc_config) if oidc_config else None,
         )

@@ -22,6 +22,7 @@ from modelgates.models import (
     Generation,
     PendingSignIn,
     User,
+    UserSummary,
     WebSession,
 )
 from modelgates.money import MAX_COUNTER_NANOS
@@ -44,13 +45,19 @@ KEY_COLUMNS = (
     "hash, user_id, app_id, name, label, limit_nanos, limit_reset, expires_at, disabled,"
     " revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,"
     " usage_nanos, usage_day_nanos, usage_day_start, usage_week_nanos, usage_week_start,"
-    " usage_month_nanos, usage_month_start, parent_key_hash"
+    " usage_month_nanos, usage_month_start, parent_key_hash, rotated_to, grace_until"
 )
 CODE_COLUMNS = (
     "code_hash, user_id, app_id, callback_url, code_challenge, code_challenge_method,"
     " key_label, limit_nanos, usage_limit_type, key_expires_at, created_at, expires_at,"
     " used_at, minted_key_hash, creator_key_hash"
 )
+KEY_WITH_OWNER_COLUMNS = (
+    ", ".join(f"k.{column.strip()}" for column in KEY_COLUMNS.split(","))
+    + ", u.disabled AS user_disabled, u.limit_nanos IS NOT NULL AS user_budgeted"
+)
+"""``KEY_COLUMNS`` of ``api_keys k`` joined with its user ``u``, and the user's state
+authentication and admission need (:func:`key_with_owner_from_row`)."""
 KEY_IS_ACTIVE = "revoked_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $now)"
 """Condition on an ``api_keys`` row: the key can be used at ``$now`` (a placeholder
 each backend substitutes)."""
@@ -70,6 +77,54 @@ def user_from_row(row: Row, ts: TimestampIn) -> User:
         workspace_id=row["workspace_id"],
         created_at=ts(row["created_at"]),
         is_admin=bool(row["is_admin"]),
+        limit=row["limit_nanos"],
+        limit_reset=cast("Reset | None", row["limit_reset"]),
+        disabled=bool(row["disabled"]),
+        usage=UsageCounters(
+            total=row["usage_nanos"],
+            day=row["usage_day_nanos"],
+            day_start=_opt(row["usage_day_start"], ts),
+            week=row["usage_week_nanos"],
+            week_start=_opt(row["usage_week_start"], ts),
+            month=row["usage_month_nanos"],
+            month_start=_opt(row["usage_month_start"], ts),
+        ),
+        updated_at=_opt(row["updated_at"], ts),
+    )
+
+
+USER_COLUMNS = (
+    "id, email, password_hash, workspace_id, created_at, is_admin, limit_nanos, limit_reset,"
+    " disabled"
+)
+"""The columns a new user is inserted with (its counters start at zero)."""
+
+
+def user_insert_values(user: User, ts: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """Values for ``INSERT INTO users (USER_COLUMNS)`` in column order."""
+    return (
+        user.id, user.email, user.password_hash, user.workspace_id, ts(user.created_at),
+        user.is_admin, user.limit, user.limit_reset, user.disabled,
+    )  # fmt: skip
+
+
+USER_SUMMARY_SQL = (
+    "SELECT u.*,"
+    " (SELECT count(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL)"
+    " AS key_count,"
+    " (SELECT max(k.last_used_at) FROM api_keys k WHERE k.user_id = u.id) AS last_used"
+    " FROM users u"
+)
+"""Users with their unrevoked keys' count and latest use (:func:`summary_from_row`)."""
+
+
+def summary_from_row(row: Row, ts: TimestampIn) -> UserSummary:
+    """A row of :data:`USER_SUMMARY_SQL`."""
+    last = row["last_used"]
+    return UserSummary(
+        user=user_from_row(row, ts),
+        keys=int(row["key_count"]),
+        last_used_at=None if last is None else ts(last),
     )
 
 
@@ -84,11 +139,25 @@ def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
     ignored). Unpacked by position, the mirror of :func:`key_insert_values`: a
     lookup by name scans the column list each time, and this runs on every
     authenticated request."""
+    return _key(tuple(row), ts)
+
+
+def key_with_owner_from_row(row: Row, ts: TimestampIn) -> ApiKey:
+    """A key from a row of :data:`KEY_WITH_OWNER_COLUMNS`: the key, and its user's state."""
+    values = tuple(row)
+    owner_disabled, owner_budgeted = values[KEY_COLUMN_COUNT : KEY_COLUMN_COUNT + 2]
+    return _key(values, ts, bool(owner_disabled), bool(owner_budgeted))
+
+
+def _key(
+    values: tuple[Any, ...], ts: TimestampIn, user_disabled: bool = False, budgeted: bool = False
+) -> ApiKey:
     (
         key_hash, user_id, app_id, name, label, limit, limit_reset, expires_at, disabled,
         revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,
         usage, day, day_start, week, week_start, month, month_start, parent_key_hash,
-    ) = tuple(row)[:KEY_COLUMN_COUNT]  # fmt: skip
+        rotated_to, grace_until,
+    ) = values[:KEY_COLUMN_COUNT]  # fmt: skip
     return ApiKey(
         hash=key_hash,
         user_id=user_id,
@@ -115,6 +184,10 @@ def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
             month_start=_opt(month_start, ts),
         ),
         parent_key_hash=parent_key_hash,
+        rotated_to=rotated_to,
+        grace_until=_opt(grace_until, ts),
+        user_disabled=user_disabled,
+        user_budgeted=budgeted,
     )
 
 
@@ -183,7 +256,7 @@ def key_insert_values(key: ApiKey, ts: Callable[[datetime], Any]) -> tuple[Any, 
         opt(key.expires_at), key.disabled, opt(key.revoked_at), key.is_management,
         key.issued_by_code, ts(key.created_at), opt(key.updated_at), opt(key.last_used_at),
         u.total, u.day, opt(u.day_start), u.week, opt(u.week_start), u.month, opt(u.month_start),
-        key.parent_key_hash,
+        key.parent_key_hash, key.rotated_to, opt(key.grace_until),
     )  # fmt: skip
 
 
