@@ -9,6 +9,7 @@ from modelgates.gateway.metered import MeteredGateway
 from modelgates.oidc import OidcClient, OidcConfig
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
+from modelgates.services.admin import UserAdmin
 from modelgates.services.apps import AppService
 from modelgates.services.audit import AuditLog
 from modelgates.services.auth_codes import AuthCodeService
@@ -47,6 +48,7 @@ class Services:
     sign_on: SignOnService
     oidc: OidcClient | None
     """The single sign-on provider, or ``None`` when ``MODELGATES_OIDC_ISSUER`` is unset."""
+    admin: UserAdmin
 
     @classmethod
     def build(
@@ -84,4 +86,5 @@ class Services:
             rules=Rules.from_settings(settings),
             sign_on=SignOnService(store, clock=clock, default_budget=budget),
             oidc=OidcClient(oidc_config) if oidc_config else None,
+            admin=UserAdmin(store, audit, clock=clock),
         )

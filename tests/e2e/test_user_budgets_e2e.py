@@ -21,7 +21,6 @@ from openrouter import errors
 
 from modelgates.money import NANOS_PER_USD
 from modelgates.store import open_store
-from modelgates.windows import Reset
 from tests.conftest import UPSTREAM_KEY, UPSTREAM_KEY_ENV
 from tests.e2e.helpers import cli, create_account, error_message, sha256_hex
 from tests.e2e.test_gateway_e2e import (
@@ -51,24 +50,6 @@ def config_file(tmp_path: Path, fake_upstream: Upstream, monkeypatch: pytest.Mon
     path = tmp_path / "gateway.toml"
     path.write_text(gateway_toml(fake_upstream, api_key_env=UPSTREAM_KEY_ENV))
     return path
-
-
-async def set_budget(
-    database_url: str, user_id: str, nanos: int | None, reset: Reset | None = None
-) -> None:
-    store = await open_store(database_url, pool_size=1)
-    try:
-        assert await store.update_user(user_id, datetime.now(UTC), limit=nanos, limit_reset=reset)
-    finally:
-        await store.close()
-
-
-async def set_disabled(database_url: str, user_id: str, disabled: bool) -> None:
-    store = await open_store(database_url, pool_size=1)
-    try:
-        assert await store.update_user(user_id, datetime.now(UTC), disabled=disabled)
-    finally:
-        await store.close()
 
 
 async def user_ledger(
@@ -121,7 +102,10 @@ async def test_user_budget_invariant_across_three_keys_and_two_processes(
         database_url=database_url, cwd=tmp_path,
     ).strip()  # fmt: skip
     keys = [account.key, limited, third]
-    await set_budget(database_url, account.user_id, BUDGET)
+    cli(
+        "users", "update", account.email, "--limit", repr(BUDGET / NANOS_PER_USD),
+        database_url=database_url, cwd=tmp_path,
+    )  # fmt: skip
     limits = httpx.Limits(max_connections=RACERS, max_keepalive_connections=RACERS)
     with ExitStack() as stack:
         servers: list[RunningServer] = [
@@ -188,12 +172,12 @@ async def test_a_disabled_user_is_refused_at_once_on_every_metered_route_of_ever
                 ]  # fmt: skip
 
             assert {r.status_code for r in await answers(account.key)} == {200}
-            await set_disabled(database_url, account.user_id, True)
+            cli("users", "disable", account.email, database_url=database_url, cwd=tmp_path)
             refused = await answers(account.key)
             assert {r.status_code for r in refused} == {401}
             assert {error_message(r) for r in refused} == {"User disabled"}
             assert {r.status_code for r in await answers(colleague.key)} == {200}
-            await set_disabled(database_url, account.user_id, False)
+            cli("users", "enable", account.email, database_url=database_url, cwd=tmp_path)
             assert {r.status_code for r in await answers(account.key)} == {200}
 
 
@@ -207,7 +191,10 @@ def test_credits_through_the_openrouter_sdk(database_url: str, tmp_path: Path) -
         with sdk(server.base_url, management) as admin:
             unlimited = admin.credits.get_credits().data
             assert (unlimited.total_credits, unlimited.total_usage) == (1_000_000_000.0, 0.0)
-            asyncio.run(set_budget(database_url, account.user_id, 50 * NANOS_PER_USD, "monthly"))
+            cli(
+                "users", "update", account.email, "--limit", "50", "--limit-reset", "monthly",
+                database_url=database_url, cwd=tmp_path,
+            )  # fmt: skip
             budgeted = admin.credits.get_credits().data
             assert (budgeted.total_credits, budgeted.total_usage) == (50.0, 0.0)
         with sdk(server.base_url, account.key) as ordinary:
