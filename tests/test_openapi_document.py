@@ -334,6 +334,11 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/embeddings",
         "/generation",
         "/credits",
+        "/admin/users",
+        "/admin/users/{user_id}",
+        "/admin/keys",
+        "/admin/audit",
+        "/admin/spend",
     }
 
 

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelgates import logs, metrics
 from modelgates.api import (
+    admin,
     auth_keys,
     credits,
     generation,
@@ -72,6 +73,12 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/embeddings", openai.embeddings, methods=["POST"]),
         Route(f"{API}/generation", generation.get_generation, methods=["GET"]),
         Route(f"{API}/credits", credits.get_credits, methods=["GET"]),
+        Route(f"{API}/admin/users", admin.list_users, methods=["GET"]),
+        Route(f"{API}/admin/users/{{user_id}}", admin.get_user, methods=["GET"]),
+        Route(f"{API}/admin/users/{{user_id}}", admin.update_user, methods=["PATCH"]),
+        Route(f"{API}/admin/keys", admin.list_keys, methods=["GET"]),
+        Route(f"{API}/admin/audit", admin.list_events, methods=["GET"]),
+        Route(f"{API}/admin/spend", admin.spend_per_day, methods=["GET"]),
         Route(f"{API}/models", models.list_models, methods=["GET"]),
         Route(
             "/.well-known/oauth-authorization-server",

@@ -111,9 +111,21 @@ class UserAdmin:
         since = day_start(now) - timedelta(days=days - 1)
         return await self._store.spend_by_day(since, day_start(now) + timedelta(days=1))
 
-    async def update(self, user: User, change: Change, *, actor: str) -> User:
+    async def update(
+        self, user: User, change: Change, *, actor: str, by: User | None = None
+    ) -> User:
         """Apply ``change`` to ``user`` (400 for a bad budget; a reset needs a budget, and
-        removing the budget removes its reset), one audit event per kind of change."""
+        removing the budget removes its reset), one audit event per kind of change. An
+        admin (``by``) may not disable or demote themselves: someone must stay an admin."""
+        if (
+            by is not None
+            and by.id == user.id
+            and (change.disabled is True or change.is_admin is False)
+        ):
+            raise BadRequest(
+                "An admin cannot disable or demote themselves",
+                field="disabled" if change.disabled is True else "role",
+            )
         nanos = UNSET if isinstance(change.limit_usd, UnsetType) else check_limit(change.limit_usd)
         reset = change.limit_reset
         resulting = user.limit if isinstance(nanos, UnsetType) else nanos
