@@ -153,12 +153,17 @@ async def test_roles_change_but_an_admin_never_locks_themselves_out(
     assert (await patch(client, setup, role="admin")).json()["data"]["role"] == "admin"
     assert (await patch(client, setup, role="member")).json()["data"]["role"] == "member"
     own = f"/api/v1/admin/users/{setup.admin.user.id}"
-    for body, field in (({"disabled": True}, "disabled"), ({"role": "member"}, "role")):
-        refused = await client.patch(own, headers=setup.auth, json=body)
+    own_changes: list[tuple[dict[str, Any], str]] = [
+        ({"disabled": True}, "disabled"), ({"role": "member"}, "role"),
+    ]  # fmt: skip
+    for own_change, field in own_changes:
+        refused = await client.patch(own, headers=setup.auth, json=own_change)
         assert refused.status_code == 400
         assert error_of(refused)["metadata"]["field"] == field
-    mistakes = [({"limit_reset": "daily"}, "limit_reset"), ({"limit": -1}, "limit"),
-                ({"role": "owner"}, "role"), ({"disabled": "yes"}, "disabled")]  # fmt: skip
+    mistakes: list[tuple[dict[str, Any], str]] = [
+        ({"limit_reset": "daily"}, "limit_reset"), ({"limit": -1}, "limit"),
+        ({"role": "owner"}, "role"), ({"disabled": "yes"}, "disabled"),
+    ]  # fmt: skip
     for body, field in mistakes:
         bad = await patch(client, setup, **body)
         assert bad.status_code == 400 and error_of(bad)["metadata"]["field"] == field, body
