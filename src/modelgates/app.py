@@ -41,6 +41,7 @@ from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
+from modelgates.web import admin as admin_pages
 from modelgates.web import consent, key_pages, signin
 from modelgates.web import oidc as sign_on_pages
 from modelgates.web.templates import STATIC
@@ -116,7 +117,25 @@ def page_routes() -> list[BaseRoute]:
             methods=["POST"],
             include_in_schema=False,
         ),
+        *admin_page_routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+def admin_page_routes() -> list[BaseRoute]:
+    """The admin pages (signed-in admins only): outside the OpenAPI document."""
+    pages = [
+        ("/admin", admin_pages.users_page, "GET"),
+        ("/admin/users/{user_id}", admin_pages.user_page, "GET"),
+        ("/admin/users/{user_id}/budget", admin_pages.user_budget, "POST"),
+        ("/admin/users/{user_id}/status", admin_pages.user_status, "POST"),
+        ("/admin/users/{user_id}/role", admin_pages.user_role, "POST"),
+        ("/admin/keys", admin_pages.keys_page, "GET"),
+        ("/admin/audit", admin_pages.audit_page, "GET"),
+    ]
+    return [
+        Route(path, handler, methods=[method], include_in_schema=False)
+        for path, handler, method in pages
     ]
 
 
