@@ -329,6 +329,7 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/auth/key",
         "/keys",
         "/keys/{hash}",
+        "/keys/{hash}/rotate",
         "/chat/completions",
         "/completions",
         "/embeddings",

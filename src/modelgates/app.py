@@ -30,6 +30,7 @@ from modelgates.api import (
     meta,
     models,
     openai,
+    rotation,
 )
 from modelgates.api.responses import JSONResponse, error_body
 from modelgates.catalog import GatewayConfig, load_config
@@ -69,6 +70,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/keys/{{hash}}", management.get_key, methods=["GET"]),
         Route(f"{API}/keys/{{hash}}", management.update_key, methods=["PATCH"]),
         Route(f"{API}/keys/{{hash}}", management.delete_key, methods=["DELETE"]),
+        Route(f"{API}/keys/{{hash}}/rotate", rotation.rotate_key, methods=["POST"]),
         Route(f"{API}/openapi.json", meta.openapi_json, methods=["GET"]),
         Route(f"{API}/completions", openai.completions, methods=["POST"]),
         Route(f"{API}/embeddings", openai.embeddings, methods=["POST"]),
@@ -111,6 +113,12 @@ def page_routes() -> list[BaseRoute]:
         ),
         Route("/keys", key_pages.keys_page, methods=["GET"], include_in_schema=False),
         Route("/keys", key_pages.keys_create, methods=["POST"], include_in_schema=False),
+        Route(
+            "/keys/{key_hash}/rotate",
+            key_pages.keys_rotate,
+            methods=["POST"],
+            include_in_schema=False,
+        ),
         Route(
             "/keys/{key_hash}/revoke",
             key_pages.keys_revoke,

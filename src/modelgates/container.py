@@ -18,6 +18,7 @@ from modelgates.services.exchange import ExchangeService
 from modelgates.services.generations import GenerationService
 from modelgates.services.keys import KeyService
 from modelgates.services.metering import MeteringService
+from modelgates.services.rotation import KeyRotation
 from modelgates.services.sessions import SessionService
 from modelgates.services.sso import SignOnService
 from modelgates.services.users import UserService
@@ -49,6 +50,7 @@ class Services:
     oidc: OidcClient | None
     """The single sign-on provider, or ``None`` when ``MODELGATES_OIDC_ISSUER`` is unset."""
     admin: UserAdmin
+    rotation: KeyRotation
 
     @classmethod
     def build(
@@ -87,4 +89,5 @@ class Services:
             sign_on=SignOnService(store, clock=clock, default_budget=budget),
             oidc=OidcClient(oidc_config) if oidc_config else None,
             admin=UserAdmin(store, audit, clock=clock),
+            rotation=KeyRotation(store, keys, audit, clock=clock),
         )

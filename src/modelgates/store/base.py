@@ -142,6 +142,23 @@ class Store(Protocol):
         ``user_budgeted``) read in the same query."""
         ...
 
+    async def rotate_key(
+        self,
+        old_hash: str,
+        new_hash: str,
+        now: datetime,
+        grace_until: datetime,
+    ) -> ApiKey | None:
+        """In one transaction holding the user's lock: insert the successor ``new_hash``
+        with every setting and usage counter of the unrevoked key ``old_hash`` (and
+        ``updated_at`` = ``now``), move to it what :data:`~modelgates.store.rows.
+        ROTATION_MOVES` names (records, live reservations, sub-keys, earlier rotations,
+        codes), and mark the old key revoked at ``now`` with emptied counters,
+        ``rotated_to`` and ``grace_until`` (its secret answers as the successor until
+        then). ``None`` (nothing changed) if there is no such unrevoked key; else the
+        successor as stored."""
+        ...
+
     async def list_keys(
         self, user_id: str, *, include_disabled: bool, offset: int, limit: int
     ) -> list[ApiKey]:

@@ -32,6 +32,7 @@ from modelgates.models import (
 from modelgates.store import rows
 from modelgates.store.base import KeyChange, key_changes, migration_files, utc
 from modelgates.store.postgres_metering import PostgresMetering
+from modelgates.store.postgres_rotation import PostgresRotation
 from modelgates.store.postgres_sso import PostgresSignOn, insert_identity
 from modelgates.store.postgres_users import PostgresUsers
 from modelgates.windows import Reset, WindowSpend, window_starts
@@ -43,7 +44,7 @@ def _ts(value: datetime) -> datetime:
     return utc(value)
 
 
-class PostgresStore(PostgresMetering, PostgresSignOn, PostgresUsers):
+class PostgresStore(PostgresMetering, PostgresSignOn, PostgresUsers, PostgresRotation):
     """:class:`~modelgates.store.base.Store` on PostgreSQL."""
 
     dialect = "postgres"

@@ -381,3 +381,40 @@ def sign_in_from_row(row: Row, ts: TimestampIn) -> PendingSignIn:
         created_at=ts(row["created_at"]),
         expires_at=ts(row["expires_at"]),
     )
+
+
+ZEROED_COUNTERS = (
+    "usage_nanos = 0, usage_day_nanos = 0, usage_day_start = NULL, usage_week_nanos = 0,"
+    " usage_week_start = NULL, usage_month_nanos = 0, usage_month_start = NULL"
+)
+"""``SET`` fragment: a key's usage counters emptied (a rotated key's moved to its successor)."""
+
+
+def successor_insert(new_hash: str, updated_at: str) -> str:
+    """``INSERT … SELECT`` of a rotated key's successor from its row (``WHERE hash = …``
+    follows): every column copied (settings, counters, parent, creation time), but the hash
+    and ``updated_at`` (the two SQL expressions given) and no rotation of its own."""
+    given = {
+        "hash": new_hash,
+        "updated_at": updated_at,
+        "rotated_to": "NULL",
+        "grace_until": "NULL",
+    }
+    columns = [column.strip() for column in KEY_COLUMNS.split(",")]
+    values = ", ".join(given.get(column, column) for column in columns)
+    return f"INSERT INTO api_keys ({KEY_COLUMNS}) SELECT {values} FROM api_keys"
+
+
+ROTATION_MOVES = (
+    "UPDATE generations SET key_hash = {new} WHERE key_hash = {old}",
+    "UPDATE reservations SET key_hash = {new} WHERE key_hash = {old}",
+    "UPDATE reservations SET parent_key_hash = {new} WHERE parent_key_hash = {old}",
+    "UPDATE api_keys SET parent_key_hash = {new} WHERE parent_key_hash = {old}",
+    "UPDATE api_keys SET rotated_to = {new} WHERE rotated_to = {old}",
+    "UPDATE auth_codes SET creator_key_hash = {new} WHERE creator_key_hash = {old}",
+    "UPDATE auth_codes SET minted_key_hash = {new} WHERE minted_key_hash = {old}",
+)
+"""What moves from a rotated key to its successor, with the placeholders of the old and
+the new hash filled in: its records, live reservations (its own and its sub-keys'), its
+sub-keys, the keys rotated into it (so every old secret points at the newest), and its
+codes (pending ones it created, and the one it was minted from, for the replay defence)."""

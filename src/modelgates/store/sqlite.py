@@ -28,6 +28,7 @@ from modelgates.store import rows
 from modelgates.store.base import KeyChange, from_iso, iso, key_changes
 from modelgates.store.sqlite_engine import SqliteEngine, path_from_url
 from modelgates.store.sqlite_metering import SqliteMetering
+from modelgates.store.sqlite_rotation import SqliteRotation
 from modelgates.store.sqlite_sso import SqliteSignOn, insert_identity
 from modelgates.store.sqlite_users import SqliteUsers
 from modelgates.windows import Reset, WindowSpend, window_starts
@@ -41,7 +42,7 @@ PURGE_CODES_SQL = (
 """Runs on the event loop in bounded batches: it finds codes through the expiry index."""
 
 
-class SqliteStore(SqliteMetering, SqliteSignOn, SqliteUsers, SqliteEngine):
+class SqliteStore(SqliteMetering, SqliteSignOn, SqliteUsers, SqliteRotation, SqliteEngine):
     """:class:`~modelgates.store.base.Store` on a SQLite file."""
 
     # users ------------------------------------------------------------
