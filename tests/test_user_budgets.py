@@ -23,6 +23,7 @@ from modelgates.store import Store
 from tests.conftest import Account, make_account
 from tests.support.clock import FakeClock
 from tests.test_metering import bearer, chat, error_of
+from tests.test_openapi_document import component_validator
 
 WORST = 32_000
 COST = 24_000
@@ -168,7 +169,9 @@ async def test_key_shows_the_user_budget_as_a_second_budget(
         "/api/v1/chat/completions", headers=account.auth, json=chat(max_tokens=10)
     )
 
-    data = (await gateway_client.get("/api/v1/key", headers=bearer(limited.secret))).json()["data"]
+    answer = (await gateway_client.get("/api/v1/key", headers=bearer(limited.secret))).json()
+    component_validator("ApiKeys_getCurrentKey_Response_200").validate(answer)
+    data = answer["data"]
 
     assert [entry["scope"] for entry in data["budgets"]] == ["key_limit", "user_budget"]
     own, user_budget = data["budgets"]
@@ -201,6 +204,7 @@ async def test_credits_answer_the_management_keys_user(
         "limit_remaining": None, "limit_reset": None,
     }}  # fmt: skip
     await set_budget(services, account, 50 * NANOS_PER_USD, "monthly")
+    component_validator("Credits_getCredits_Response_200").validate(unbudgeted.json())
     budgeted = (await client.get("/api/v1/credits", headers=auth)).json()["data"]
     assert budgeted == {"total_credits": 50.0, "total_usage": 0.0, "limit": 50.0,
                         "limit_remaining": 50.0, "limit_reset": "monthly"}  # fmt: skip
@@ -237,6 +241,7 @@ async def test_a_disabled_users_keys_stop_at_once_on_every_route(
     for method, path in routes:
         for key in (account.key, management.secret):
             url = path.replace("{hash}", management.record.hash)
+            url = url.replace("{user_id}", account.user.id)
             response = await gateway_client.request(method, url, headers=bearer(key), json={})
             assert response.status_code == 401, (method, path, response.text)
             assert error_of(response)["message"] == USER_DISABLED, (method, path)

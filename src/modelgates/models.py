@@ -10,7 +10,12 @@ code           issued → consumed (exactly once, ``used_at`` set, the minted
 key            active → exhausted (window spend ≥ limit) → active again when
                the window rolls; or → disabled (reversible) / revoked
                (``revoked_at`` set, final) / expired (``expires_at`` passed,
-               final).
+               final). Rotation revokes a key and moves its history to a new
+               one (``rotated_to``); its secret answers as the new key until
+               ``grace_until``.
+user           active ⇄ disabled (every key of a disabled user is refused,
+               401, on every route); its spend counters are always the sum of
+               its keys', and its budget bounds them together.
 =============  ============================================================
 """
 
