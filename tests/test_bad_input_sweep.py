@@ -230,6 +230,7 @@ class Caller:
         path = op.path
         if "{hash}" in path:
             path = path.replace("{hash}", self.target_hash)
+        path = path.replace("{user_id}", self.user_id)
         assert "{" not in path, f"{op.id}: no value for a path parameter of {op.path}"
         return path
 
@@ -318,6 +319,8 @@ def settings() -> Settings:
 @pytest.fixture
 async def caller(gateway_client: httpx.AsyncClient, services: Services) -> Caller:
     account = await make_account(services, "sweep@example.com")
+    # An admin, so that the admin API's example bodies succeed (on the caller's own user).
+    await services.store.update_user(account.user.id, services.clock(), is_admin=True)
     management = await services.keys.create(account.user, name="admin", is_management=True)
     # With a limit, so that every gateway request goes through admission (a reservation).
     metered = await services.keys.create(account.user, name="metered", limit_usd=1000)

@@ -54,6 +54,7 @@ ADDED_OPERATION_KEYS = {"security"}
 MEDIA_TYPE_ADDITIONS = {"example", "examples"}
 
 NEW_ERROR_ENVELOPES = (
+    "PaymentRequired",
     "Forbidden",
     "NotFound",
     "MethodNotAllowed",
@@ -356,6 +357,7 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/auth/key",
         "/keys",
         "/keys/{hash}",
+        "/keys/{hash}/rotate",
         "/chat/completions",
         "/messages",
         "/messages/count_tokens",
@@ -365,6 +367,12 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/responses/{id}",
         "/generation",
         "/models/user",
+        "/credits",
+        "/admin/users",
+        "/admin/users/{user_id}",
+        "/admin/keys",
+        "/admin/audit",
+        "/admin/spend",
     }
 
 

@@ -178,6 +178,8 @@ def test_every_field_has_an_environment_variable(tmp_path: Path) -> None:
         "MODELGATES_OIDC_SCOPES": "openid email profile groups",
         "MODELGATES_OIDC_ADMIN_GROUPS": "gateway-admins",
         "MODELGATES_PASSWORD_LOGIN": "false",
+        "MODELGATES_DEFAULT_USER_LIMIT": "50",
+        "MODELGATES_DEFAULT_USER_LIMIT_RESET": "monthly",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
@@ -188,6 +190,23 @@ def test_every_field_has_an_environment_variable(tmp_path: Path) -> None:
 
 
 # --- bad values ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"MODELGATES_DEFAULT_USER_LIMIT": "-1"}, "MODELGATES_DEFAULT_USER_LIMIT"),
+        ({"MODELGATES_DEFAULT_USER_LIMIT": "1e12"}, "MODELGATES_DEFAULT_USER_LIMIT"),
+        ({"MODELGATES_DEFAULT_USER_LIMIT": "nan"}, "MODELGATES_DEFAULT_USER_LIMIT"),
+        ({"MODELGATES_DEFAULT_USER_LIMIT_RESET": "daily"}, "MODELGATES_DEFAULT_USER_LIMIT"),
+        ({"MODELGATES_DEFAULT_USER_LIMIT": "5", "MODELGATES_DEFAULT_USER_LIMIT_RESET": "hourly"},
+         "MODELGATES_DEFAULT_USER_LIMIT_RESET"),
+    ],
+)  # fmt: skip
+def test_a_bad_default_user_budget_names_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert named in str(info.value)
 
 
 def test_non_integer_ttl_names_the_variable() -> None:

@@ -2,7 +2,8 @@
 
 A request *asks* for a fixed amount (its prompt at the dearest input price, plus
 any per-request price) and output tokens at a price. Each budget it draws on (the
-key's own limit, the limit of the key that minted it) has some credit
+key's own limit, the limit of the key that minted it, the budget of the key's user)
+has some credit
 ``remaining`` = limit − spend in the window − other live reservations. The request
 is admitted only if its whole worst case fits every one of them, so that spend
 can never pass a limit, however many requests run at once::
@@ -15,9 +16,10 @@ can never pass a limit, however many requests run at once::
 * It named none: it is granted ``t = min(cap, afford(R) over all budgets)`` output
   tokens (the caller sets ``max_tokens`` to that), admitted iff ``t ≥ 1``.
 
-The stores run this decision while holding the budgets' locks: SQLite calls
-:func:`decide`; PostgreSQL's ``modelgates_reserve`` (migration 0006) is the same
-arithmetic in PL/pgSQL. Both are tested against the same cases.
+The stores run this decision while holding the budgets' locks (the user's first,
+then the keys'): SQLite calls :func:`decide`; PostgreSQL's ``modelgates_reserve``
+(migration 0010) is the same arithmetic in PL/pgSQL. Both are tested against the
+same cases.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from modelgates.money import MAX_CHARGE_NANOS, ceil_div
 
 TOKENS_PER_PRICE_UNIT = 1_000_000
 
-Scope = Literal["key_limit", "parent_key"]
+Scope = Literal["key_limit", "parent_key", "user_budget"]
+PRECEDENCE: dict[Scope, int] = {"key_limit": 0, "parent_key": 1, "user_budget": 2}
+"""Which refusal answers when several budgets refuse: the key's own limit (403), then
+the minting key's (403), then the user's budget (402)."""
 LimitKind = Literal["daily", "weekly", "monthly", "total"]
 
 
@@ -82,14 +87,15 @@ class Decision:
 def decide(budgets: list[Budget], ask: Ask) -> Decision:
     """Admit ``ask`` against every budget, or name the one that refuses.
 
-    Where several refuse, the key's own limit answers (it is the one its user
-    can see and change); the affordable count is that budget's.
+    Where several refuse, the keys' limits answer before the user's budget (they are
+    the ones the key's holder can see and change), in :data:`PRECEDENCE`; the
+    affordable count is that budget's.
     """
     affordable = [(budget, ask.affordable(budget.remaining)) for budget in budgets]
     needed = min(1, ask.cap) if ask.tokens is None else ask.tokens
     refusing = [(budget, tokens) for budget, tokens in affordable if tokens < needed]
     if refusing:
-        budget, tokens = min(refusing, key=lambda pair: pair[0].scope != "key_limit")
+        budget, tokens = min(refusing, key=lambda pair: PRECEDENCE[pair[0].scope])
         return Decision(refusal=Refusal(budget.scope, budget.kind, max(0, tokens)))
     if ask.tokens is not None:
         return Decision(amount=ask.amount(ask.tokens))

@@ -21,7 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelgates import logs, metrics
 from modelgates.api import (
+    admin,
     auth_keys,
+    credits,
     generation,
     keys,
     management,
@@ -30,6 +32,7 @@ from modelgates.api import (
     models,
     openai,
     openai_responses,
+    rotation,
 )
 from modelgates.api.protocols import ANTHROPIC, ApiError, ProtocolRoute, error_response
 from modelgates.catalog import GatewayConfig, load_config
@@ -41,6 +44,7 @@ from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
+from modelgates.web import admin as admin_pages
 from modelgates.web import consent, key_pages, signin
 from modelgates.web import oidc as sign_on_pages
 from modelgates.web.templates import STATIC
@@ -78,10 +82,18 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/keys/{{hash}}", management.get_key, methods=["GET"]),
         Route(f"{API}/keys/{{hash}}", management.update_key, methods=["PATCH"]),
         Route(f"{API}/keys/{{hash}}", management.delete_key, methods=["DELETE"]),
+        Route(f"{API}/keys/{{hash}}/rotate", rotation.rotate_key, methods=["POST"]),
         Route(f"{API}/openapi.json", meta.openapi_json, methods=["GET"]),
         Route(f"{API}/completions", openai.completions, methods=["POST"]),
         Route(f"{API}/embeddings", openai.embeddings, methods=["POST"]),
         Route(f"{API}/generation", generation.get_generation, methods=["GET"]),
+        Route(f"{API}/credits", credits.get_credits, methods=["GET"]),
+        Route(f"{API}/admin/users", admin.list_users, methods=["GET"]),
+        Route(f"{API}/admin/users/{{user_id}}", admin.get_user, methods=["GET"]),
+        Route(f"{API}/admin/users/{{user_id}}", admin.update_user, methods=["PATCH"]),
+        Route(f"{API}/admin/keys", admin.list_keys, methods=["GET"]),
+        Route(f"{API}/admin/audit", admin.list_events, methods=["GET"]),
+        Route(f"{API}/admin/spend", admin.spend_per_day, methods=["GET"]),
         Route(f"{API}/models", models.list_models, methods=["GET"]),
         Route(f"{API}/models/count", models.count_models, methods=["GET"]),
         Route(f"{API}/models/user", models.list_user_models, methods=["GET"]),
@@ -123,12 +135,36 @@ def page_routes() -> list[BaseRoute]:
         Route("/keys", key_pages.keys_page, methods=["GET"], include_in_schema=False),
         Route("/keys", key_pages.keys_create, methods=["POST"], include_in_schema=False),
         Route(
+            "/keys/{key_hash}/rotate",
+            key_pages.keys_rotate,
+            methods=["POST"],
+            include_in_schema=False,
+        ),
+        Route(
             "/keys/{key_hash}/revoke",
             key_pages.keys_revoke,
             methods=["POST"],
             include_in_schema=False,
         ),
+        *admin_page_routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+def admin_page_routes() -> list[BaseRoute]:
+    """The admin pages (signed-in admins only): outside the OpenAPI document."""
+    pages = [
+        ("/admin", admin_pages.users_page, "GET"),
+        ("/admin/users/{user_id}", admin_pages.user_page, "GET"),
+        ("/admin/users/{user_id}/budget", admin_pages.user_budget, "POST"),
+        ("/admin/users/{user_id}/status", admin_pages.user_status, "POST"),
+        ("/admin/users/{user_id}/role", admin_pages.user_role, "POST"),
+        ("/admin/keys", admin_pages.keys_page, "GET"),
+        ("/admin/audit", admin_pages.audit_page, "GET"),
+    ]
+    return [
+        Route(path, handler, methods=[method], include_in_schema=False)
+        for path, handler, method in pages
     ]
 
 

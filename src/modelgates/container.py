@@ -9,13 +9,16 @@ from modelgates.gateway.metered import MeteredGateway
 from modelgates.oidc import OidcClient, OidcConfig
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
+from modelgates.services.admin import UserAdmin
 from modelgates.services.apps import AppService
 from modelgates.services.audit import AuditLog
 from modelgates.services.auth_codes import AuthCodeService
+from modelgates.services.budgets import default_budget
 from modelgates.services.exchange import ExchangeService
 from modelgates.services.generations import GenerationService
 from modelgates.services.keys import KeyService
 from modelgates.services.metering import MeteringService
+from modelgates.services.rotation import KeyRotation
 from modelgates.services.sessions import SessionService
 from modelgates.services.sso import SignOnService
 from modelgates.services.stored_responses import StoredResponses
@@ -49,6 +52,8 @@ class Services:
     sign_on: SignOnService
     oidc: OidcClient | None
     """The single sign-on provider, or ``None`` when ``MODELGATES_OIDC_ISSUER`` is unset."""
+    admin: UserAdmin
+    rotation: KeyRotation
 
     @classmethod
     def build(
@@ -66,11 +71,12 @@ class Services:
         apps = AppService(store, audit, clock=clock)
         keys = KeyService(store, audit, clock=clock)
         metering = MeteringService(store, clock=clock, ttl_seconds=gateway.reservation_ttl_seconds)
+        budget = default_budget(settings)
         return cls(
             settings=settings,
             store=store,
             clock=clock,
-            users=UserService(store, clock=clock),
+            users=UserService(store, clock=clock, default_budget=budget),
             apps=apps,
             keys=keys,
             codes=AuthCodeService(store, settings, apps, clock=clock),
@@ -84,6 +90,8 @@ class Services:
             responses=StoredResponses(store, clock=clock),
             limiter=limiter or limiter_for(settings.redis_url),
             rules=Rules.from_settings(settings),
-            sign_on=SignOnService(store, clock=clock),
+            sign_on=SignOnService(store, clock=clock, default_budget=budget),
             oidc=OidcClient(oidc_config) if oidc_config else None,
+            admin=UserAdmin(store, audit, clock=clock),
+            rotation=KeyRotation(store, keys, audit, clock=clock),
         )

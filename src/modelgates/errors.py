@@ -18,6 +18,8 @@ the same statuses in that shape. Nothing is classified by its message text::
     │   └── DuplicateIdentity       409  the provider identity is linked already
     │  the client: its credentials
     ├── Unauthorized                401  missing, unknown, revoked, expired or disabled key
+    │                                    (or its user is disabled)
+    ├── PaymentRequired             402  the user's budget cannot pay for the request
     ├── Forbidden                   403  known, but not allowed (management only, limits…)
     │   ├── InvalidCode             403  unknown, used or unproven authorization code
     │   │   └── ReplayedCode        403  a used code came back (answered as InvalidCode)
@@ -66,6 +68,13 @@ class Unauthorized(ModelGatesError):
     """Raised when a bearer key is missing, unknown, revoked, expired or disabled."""
 
     status = 401
+
+
+class PaymentRequired(ModelGatesError):
+    """Raised when a metered request does not fit its user's budget (OpenRouter's
+    status for an account without credits); a key's own limit answers 403 instead."""
+
+    status = 402
 
 
 class Forbidden(ModelGatesError):

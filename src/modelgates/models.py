@@ -10,14 +10,19 @@ code           issued → consumed (exactly once, ``used_at`` set, the minted
 key            active → exhausted (window spend ≥ limit) → active again when
                the window rolls; or → disabled (reversible) / revoked
                (``revoked_at`` set, final) / expired (``expires_at`` passed,
-               final).
+               final). Rotation revokes a key and moves its history to a new
+               one (``rotated_to``); its secret answers as the new key until
+               ``grace_until``.
+user           active ⇄ disabled (every key of a disabled user is refused,
+               401, on every route); its spend counters are always the sum of
+               its keys', and its budget bounds them together.
 =============  ============================================================
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from modelgates.allowlist import Allowlist
@@ -39,12 +44,26 @@ class User:
     workspace_id: str
     created_at: datetime
     is_admin: bool = False
-    """Set from the provider's ``groups`` claim at each single sign-on when
+    """An admin (role ``admin``) may see and change every user and key; others are
+    ``member``s. Set by the operator (``modelgates users update --admin``, the admin
+    API), or from the provider's ``groups`` claim at each single sign-on when
     ``MODELGATES_OIDC_ADMIN_GROUPS`` is configured."""
+    limit: int | None = None
+    """The user's budget in nano-dollars across all their keys, or ``None`` for none."""
+    limit_reset: Reset | None = None
+    disabled: bool = False
+    """A disabled user's keys are refused on every route, and they cannot sign in."""
+    usage: UsageCounters = field(default_factory=UsageCounters)
+    """The user's spend: the sum of their keys' (kept by every settlement)."""
+    updated_at: datetime | None = None
 
     @property
     def has_password(self) -> bool:
         return bool(self.password_hash)
+
+    @property
+    def role(self) -> Literal["admin", "member"]:
+        return "admin" if self.is_admin else "member"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +127,16 @@ class ApiKey:
     allowed_models: Allowlist = None
     """The models this key may use (:mod:`modelgates.allowlist`); ``None``: all. A
     sub-key's list stays within its parent's."""
+    rotated_to: str | None = None
+    """Set on a key that was rotated (it is revoked then): the hash of its successor,
+    which took over its settings, usage and records."""
+    grace_until: datetime | None = None
+    """Until when the secret of a rotated key still works, as its successor's."""
+    user_disabled: bool = field(default=False, compare=False)
+    """Whether the key's user was disabled when the key was read (set by
+    :meth:`~modelgates.store.base.Store.get_key`, which authentication uses)."""
+    user_budgeted: bool = field(default=False, compare=False)
+    """Whether the key's user had a budget then: admission must reserve against it."""
 
     def is_expired(self, now: datetime) -> bool:
         """A key is expired from its ``expires_at`` instant on."""
@@ -232,7 +261,7 @@ class Generation:
 class Refusal:
     """Which budget refused a request, and how many output tokens it could afford."""
 
-    scope: Literal["key_limit", "parent_key"]
+    scope: Literal["key_limit", "parent_key", "user_budget"]
     kind: Literal["daily", "weekly", "monthly", "total"]
     affordable_tokens: int
     """Output tokens the tightest refusing budget could still pay for (0: none)."""
@@ -249,10 +278,32 @@ class Admission:
     granted_tokens: int | None = None
     """Output tokens the reservation covers when the request named none."""
     refused: Refusal | None = None
+    user_disabled: bool = False
+    """The key's user was disabled (found under the user's lock): nothing reserved."""
 
     @property
     def admitted(self) -> bool:
-        return self.key is not None and self.refused is None
+        return self.key is not None and self.refused is None and not self.user_disabled
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """A user as the operator lists them: their unrevoked keys and latest use."""
+
+    user: User
+    keys: int
+    """Unrevoked keys (disabled ones included)."""
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DaySpend:
+    """What every key spent on one UTC day, from the generation records."""
+
+    day: date
+    cost: int
+    """Nano-dollars."""
+    requests: int
 
 
 @dataclass(frozen=True, slots=True)

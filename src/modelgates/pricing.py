@@ -115,10 +115,12 @@ def estimate_tokens(byte_count: int) -> int:
 
 
 def limit_message(refusal: Refusal, requested: int | None) -> str:
-    """The 403 a refused request gets: which limit, and what it could still afford.
+    """The message a refused request gets (403 for a key's limit, 402 for the user's
+    budget): which limit, and what it could still afford.
 
-    With nothing left: ``Key limit exceeded (daily limit)``. With some credit left but
-    not enough for the request's own bound, OpenRouter's wording follows.
+    With nothing left: ``Key limit exceeded (daily limit)``, ``User budget exceeded
+    (monthly limit)``. With some credit left but not enough for the request's own bound,
+    OpenRouter's wording follows.
     """
     head = f"{_who(refusal)} ({refusal.kind} limit)"
     if requested is None or refusal.affordable_tokens < 1:
@@ -132,6 +134,8 @@ def limit_message(refusal: Refusal, requested: int | None) -> str:
 def _who(refusal: Refusal) -> str:
     if refusal.scope == "parent_key":
         return "Limit of the key that minted this key exceeded"
+    if refusal.scope == "user_budget":
+        return "User budget exceeded"
     return "Key limit exceeded"
 
 

@@ -17,6 +17,7 @@ one-line message naming the variable (or the file and key).
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -27,9 +28,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from modelgates.money import MAX_LIMIT_USD
+
 PkcePolicy = Literal["compatible", "s256"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "text"]
+ResetInterval = Literal["daily", "weekly", "monthly"]
 
 ENV_PREFIX = "MODELGATES_"
 DEFAULT_DATABASE_URL = "sqlite:///modelgates.db"
@@ -127,6 +131,12 @@ class Settings:
     password_login: bool = True
     """``false`` removes the password form and refuses password log-ins (403); needs single
     sign-on"""
+    default_user_limit: float | None = None
+    """the budget (USD) a new user gets, across all their keys (``modelgates users create``
+    and single sign-on); unset: none. The operator changes it per user afterwards"""
+    default_user_limit_reset: ResetInterval | None = None
+    """how a new user's budget resets: ``daily``, ``weekly`` or ``monthly`` (UTC windows, as
+    for keys); unset: never (a lifetime budget). Needs ``MODELGATES_DEFAULT_USER_LIMIT``"""
 
     def trusted_proxy_networks(self) -> list[str]:
         """:attr:`trusted_proxies` as normalised networks (``10.0.0.1`` → ``10.0.0.1/32``)."""
@@ -206,11 +216,23 @@ class Settings:
                 f"{ENV_PREFIX}TRUSTED_PROXIES must be comma-separated IP addresses or"
                 f" networks (CIDR): {exc}"
             ) from exc
+        self._check_default_budget()
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(
                 f"{ENV_PREFIX}DATABASE_URL must start with sqlite:/// or postgresql://"
             )
         self._check_sign_on()
+
+    def _check_default_budget(self) -> None:
+        limit = self.default_user_limit
+        if limit is not None and not (math.isfinite(limit) and 0 <= limit <= MAX_LIMIT_USD):
+            raise SettingsError(
+                f"{ENV_PREFIX}DEFAULT_USER_LIMIT must be a number from 0 to {MAX_LIMIT_USD:.0f}"
+            )
+        if self.default_user_limit_reset is not None and limit is None:
+            raise SettingsError(
+                f"{ENV_PREFIX}DEFAULT_USER_LIMIT_RESET needs {ENV_PREFIX}DEFAULT_USER_LIMIT"
+            )
 
     @property
     def oidc_enabled(self) -> bool:

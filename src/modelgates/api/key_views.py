@@ -9,9 +9,10 @@ from typing import Any
 from modelgates import allowlist
 from modelgates.models import ApiKey, User
 from modelgates.money import to_usd
+from modelgates.services.budgets import budget_entry, user_budget_entry
 from modelgates.services.keys import Budgets
 from modelgates.timestamps import isoformat
-from modelgates.windows import NO_SPEND, WindowSpend, limit_remaining, next_reset
+from modelgates.windows import NO_SPEND, WindowSpend, limit_remaining
 
 
 def key_budget(
@@ -23,17 +24,7 @@ def key_budget(
     if key.limit is None:
         return None
     spent = key.usage.in_window(now, key.limit_reset) + minted.in_window(key.limit_reset)
-    return {
-        "scope": scope,
-        "limit_usd": to_usd(key.limit),
-        "spend_usd": to_usd(spent),
-        "remaining_usd": to_usd(max(0, key.limit - spent)),
-        "reset_interval": key.limit_reset,
-        "resets_at": isoformat(next_reset(now, key.limit_reset)) if key.limit_reset else None,
-        "include_byok": False,
-        "budget_id": None,
-        "guardrail_id": None,
-    }
+    return budget_entry(scope, key.limit, spent, key.limit_reset, now)
 
 
 def usage_fields(key: ApiKey, now: datetime, minted: WindowSpend = NO_SPEND) -> dict[str, Any]:
@@ -83,8 +74,8 @@ def current_key_data(
     key: ApiKey, workspace_id: str | None, now: datetime, budgets: Budgets | None = None
 ) -> dict[str, Any]:
     """OpenRouter's ``GET /key`` field set for ``key`` at ``now``: ``budgets`` lists the
-    key's own limit and the limit of the key that minted it; ``effective_budget`` is the
-    one with the least remaining."""
+    key's own limit, the limit of the key that minted it and its user's budget;
+    ``effective_budget`` is the one with the least remaining (the first of them on a tie)."""
     budgets = budgets or Budgets()
     entries = [
         entry
@@ -93,6 +84,7 @@ def current_key_data(
             None
             if budgets.parent is None
             else key_budget(budgets.parent, now, budgets.parent_minted, scope="parent_key"),
+            None if budgets.user is None else user_budget_entry(budgets.user, now),
         )
         if entry is not None
     ]

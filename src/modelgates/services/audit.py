@@ -1,4 +1,5 @@
-"""The audit trail: an append-only record of what happened to keys, and who did it."""
+"""The audit trail: an append-only record of what happened to keys and users, and who
+did it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ KEY_REVOKED = "key.revoked"
 REPLAY_DETECTED = "code.replay_detected"
 EXPIRED_USE_REFUSED = "key.expired_use_refused"
 APP_RENAMED = "app.renamed"
+KEY_ROTATED = "key.rotated"
+USER_BUDGET_CHANGED = "user.budget_changed"
+USER_DISABLED = "user.disabled"
+USER_ENABLED = "user.enabled"
+USER_ROLE_CHANGED = "user.role_changed"
 
 CLI = "cli"
 SYSTEM = "system"

@@ -121,6 +121,9 @@ class ExchangeService:
         now = self._clock()
         if now >= record.expires_at:
             raise CodeExpired
+        owner = await self._store.get_user(record.user_id)
+        if owner is None or owner.disabled:
+            raise InvalidCode  # a disabled user's codes mint nothing
 
         label = record.key_label
         if label is None:

@@ -29,6 +29,7 @@ INVALID_KEY = "Invalid API key"
 KEY_EXPIRED = "Key expired"
 KEY_DISABLED = "Key disabled"
 KEY_REVOKED = "Key revoked"
+USER_DISABLED = "User disabled"
 MANAGEMENT_ONLY = "Only management keys can perform this operation"
 RESOURCE_NOT_FOUND = "Resource not found"
 PAGE_SIZE = 100
@@ -166,14 +167,20 @@ class KeyService:
         return new
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
-        """The active key named by a bearer header; 401 with the reason otherwise."""
+        """The active key named by a bearer header (the successor of a rotated key, within
+        its grace period); 401 with the reason otherwise, also when its user is disabled.
+        Read from the store on every call: a change on any worker applies at once."""
         token = bearer_token(authorization)
         if not tokens.looks_like_api_key(token):
             raise Unauthorized(INVALID_KEY)
         key = await self._store.get_key(tokens.sha256_hex(token))
         if key is None:
             raise Unauthorized(INVALID_KEY)
-        state = key_state(key, self._clock())
+        now = self._clock()
+        if key.rotated_to is not None and key.grace_until is not None and now < key.grace_until:
+            # The old secret of a rotated key, within its grace period: its successor.
+            key = await self._store.get_key(key.rotated_to) or key
+        state = key_state(key, now)
         if state == "revoked":
             raise Unauthorized(KEY_REVOKED)
         if state == "disabled":
@@ -181,10 +188,13 @@ class KeyService:
         if state == "expired":
             await self._audit.record(audit.EXPIRED_USE_REFUSED, actor=audit.key_actor(key), key=key)
             raise Unauthorized(KEY_EXPIRED)
+        if key.user_disabled:
+            raise Unauthorized(USER_DISABLED)
         return key
 
     async def budgets(self, key: ApiKey) -> Budgets:
-        """The spend and keys behind ``key``'s budgets (for ``/key``)."""
+        """The spend and keys behind ``key``'s budgets (for ``/key``), and its user when
+        they have a budget."""
         parent = None
         if key.parent_key_hash is not None:
             parent = await self._store.get_key(key.parent_key_hash)
@@ -192,10 +202,12 @@ class KeyService:
                 parent = None
         asked = [k.hash for k in (key, parent) if k is not None and k.limit is not None]
         minted = await self._store.minted_spend(asked, self._clock()) if asked else {}
+        user = await self._store.get_user(key.user_id) if key.user_budgeted else None
         return Budgets(
             minted.get(key.hash, NO_SPEND),
             parent,
             NO_SPEND if parent is None else minted.get(parent.hash, NO_SPEND),
+            user,
         )
 
     async def minted_spend(self, keys: list[ApiKey]) -> dict[str, WindowSpend]:
@@ -355,3 +367,5 @@ class Budgets:
     minted: WindowSpend = NO_SPEND
     parent: ApiKey | None = None
     parent_minted: WindowSpend = NO_SPEND
+    user: User | None = None
+    """The key's user, when they have a budget."""

@@ -9,19 +9,23 @@ Life cycle of one metered request (Unkey-style credits, LiteLLM-style reservatio
       │            │           never more than the reservation
       │            ├─ release: delete reservation, no charge (the upstream served nothing)
       │            └─ crash:   the row expires and stops counting; nothing is charged
-      └─ refuse (403) when window spend + live reservations + this worst case > limit,
-         for the key's own limit or the limit of the key that minted it
+      └─ refuse when window spend + live reservations + this worst case > limit, for
+         the key's own limit or the limit of the key that minted it (403), or the
+         budget of the key's user (402; a key's refusal answers first)
 
-Invariant: admission is serialised per budget (row locks / the SQLite write lock)
-and counts every live reservation plus the request's own worst case, and a charge
-never exceeds its reservation, so spend never exceeds a limit, under any
-concurrency, across processes. ``usage == sum(generations)`` holds because the
-record and the counter update share one transaction.
+Invariant: admission is serialised per budget (row locks, the user's first / the
+SQLite write lock) and counts every live reservation plus the request's own worst
+case, and a charge never exceeds its reservation, so spend never exceeds a limit or a
+budget, under any concurrency, across processes. ``usage == sum(generations)`` holds
+for every key and every user because the record and the counter updates (the key's
+and its user's) share one transaction.
 
-A key without a budget (no limit of its own, not minted by another key) is admitted
-without a reservation: nothing can refuse it, so the write would only cost time. Should
-a limit be set on it meanwhile, the
-requests already in flight are not counted against that limit until they settle.
+A key without a budget (no limit of its own, not minted by another key, its user
+without a budget) is admitted without a reservation: nothing can refuse it, so the
+write would only cost time. Should a limit or a user budget be set meanwhile, the
+requests already in flight are not counted against it until they settle. Whether the
+user has a budget is read with the key, on every request (no cache), so a budget set
+on any worker applies from the next request.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ from datetime import datetime, timedelta
 
 from modelgates import metrics
 from modelgates.admission import Ask
-from modelgates.errors import Forbidden, Unauthorized
+from modelgates.errors import Forbidden, PaymentRequired, Unauthorized
 from modelgates.models import ApiKey, Generation
 from modelgates.money import MAX_CHARGE_NANOS
 from modelgates.pricing import limit_message
 from modelgates.services import Clock, system_clock
-from modelgates.services.keys import INVALID_KEY
+from modelgates.services.keys import INVALID_KEY, USER_DISABLED
 from modelgates.store import Store
 
 log = logging.getLogger(__name__)
@@ -72,22 +76,26 @@ class MeteringService:
 
     async def admit(self, key: ApiKey, ask: Ask, generation_id: str) -> Ticket:
         """Reserve the worst case of ``ask`` on every budget of ``key``, or raise 403
-        naming the limit (and what the request could still afford)."""
+        naming the key's limit, or 402 naming the user's budget (and what the request
+        could still afford)."""
         now = self._clock()
-        if key.limit is None and key.parent_key_hash is None:
+        if key.limit is None and key.parent_key_hash is None and not key.user_budgeted:
             # Nothing to refuse, nothing reserved (module docstring): only the bounds of
             # sound usage and of one charge apply.
             return Ticket(generation_id, key, 0, MAX_CHARGE_NANOS, None, now)
         admission = await self._store.reserve(key.hash, generation_id, ask, now, now + self._ttl)
         if admission.key is None:
             raise Unauthorized(INVALID_KEY)
+        if admission.user_disabled:
+            raise Unauthorized(USER_DISABLED)
         if admission.refused is not None:
             refusal = admission.refused
             metadata: dict[str, object] = {"limit": refusal.kind, "budget": refusal.scope}
             if ask.tokens is not None:
                 metadata["requested_tokens"] = ask.tokens
                 metadata["affordable_tokens"] = refusal.affordable_tokens
-            raise Forbidden(limit_message(refusal, ask.tokens), metadata=metadata)
+            refused = PaymentRequired if refusal.scope == "user_budget" else Forbidden
+            raise refused(limit_message(refusal, ask.tokens), metadata=metadata)
         return Ticket(
             generation_id, admission.key, admission.amount, admission.amount,
             admission.granted_tokens, now,

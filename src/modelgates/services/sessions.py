@@ -61,14 +61,17 @@ class SessionService:
         return Started(token=token, session=session)
 
     async def resolve(self, token: str | None) -> SignedIn | None:
-        """The live session of ``token`` and its user, or ``None``."""
+        """The live session of ``token`` and its user, or ``None`` (also when the user is
+        disabled: their sessions end with it)."""
         if not token or len(token) > 128:
             return None
         session = await self._store.get_session(tokens.sha256_hex(token))
         if session is None or self._clock() >= session.expires_at:
             return None
         user = await self._store.get_user(session.user_id)
-        return None if user is None else SignedIn(session=session, user=user)
+        if user is None or user.disabled:
+            return None
+        return SignedIn(session=session, user=user)
 
     async def end(self, token: str | None) -> bool:
         """End the session of ``token`` server-side; ``False`` if there was none."""

@@ -27,6 +27,7 @@ from modelgates.models import PendingSignIn, User
 from modelgates.oidc import Claims
 from modelgates.services import Clock, system_clock
 from modelgates.store import Store
+from modelgates.windows import Reset
 
 SIGN_IN_TTL_SECONDS = 600
 """How long a person has at the provider to sign in (like an authorization code)."""
@@ -63,9 +64,16 @@ class SignInNotFound(Exception):
 class SignOnService:
     """Starts and completes sign-ins, and finds or makes the account."""
 
-    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        default_budget: tuple[int | None, Reset | None] = (None, None),
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._default_budget = default_budget
 
     @staticmethod
     def browser_secret(current: str | None) -> str:
@@ -130,6 +138,8 @@ class SignOnService:
                 password_hash="",
                 workspace_id=str(uuid.uuid4()),
                 created_at=now,
+                limit=self._default_budget[0],
+                limit_reset=self._default_budget[1],
             )
             try:
                 await self._store.create_user(user, claims.identity)

@@ -13,6 +13,7 @@ from modelgates.models import User
 from modelgates.passwords import Passwords
 from modelgates.services import Clock, system_clock
 from modelgates.store import Store
+from modelgates.windows import Reset
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -31,15 +32,24 @@ def normalise_email(email: str) -> str:
 class UserService:
     """Creates users and verifies their passwords."""
 
-    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        default_budget: tuple[int | None, Reset | None] = (None, None),
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._default_budget = default_budget
+        """The budget (nano-dollars) and reset of a new user (a setting)."""
         self.passwords = Passwords()
         """argon2id, in worker threads: a check never runs on the event loop."""
         self._workspaces: dict[str, str] = {}
 
-    async def create(self, email: str, password: str) -> User:
-        """Create a user; the password is kept only as an argon2id hash."""
+    async def create(self, email: str, password: str, *, is_admin: bool = False) -> User:
+        """Create a user (with the default budget of new users); the password is kept only
+        as an argon2id hash."""
         address = normalise_email(email)
         if len(address) > 254 or not _EMAIL.fullmatch(address):
             raise BadRequest("email must be a valid e-mail address", field="email")
@@ -54,6 +64,9 @@ class UserService:
             password_hash=await self.passwords.hash(password),
             workspace_id=str(uuid.uuid4()),
             created_at=self._clock(),
+            is_admin=is_admin,
+            limit=self._default_budget[0],
+            limit_reset=self._default_budget[1],
         )
         try:
             await self._store.create_user(user)
@@ -90,13 +103,15 @@ class UserService:
 
         Raises :class:`~modelgates.passwords.PasswordChecksBusy` (429) when too many
         checks are already running or waiting. An account made by single sign-on has no
-        password: it never matches.
+        password: it never matches; nor does a disabled user's.
         """
         user = await self.get_by_email(email)
         candidate = user.password_hash if user and user.has_password else _DUMMY_HASH
         if not await self.passwords.verify(candidate, password):
             return None
-        return user if user is not None and user.has_password else None
+        if user is None or not user.has_password or user.disabled:
+            return None
+        return user
 
 
 _DUMMY_HASH = PasswordHasher().hash("not-a-real-password")

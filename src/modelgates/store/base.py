@@ -22,12 +22,14 @@ from modelgates.models import (
     App,
     AuditEvent,
     AuthCode,
+    DaySpend,
     Generation,
     PendingSignIn,
     ProviderIdentity,
     StoredResponse,
     UsageAudit,
     User,
+    UserSummary,
     WebSession,
 )
 from modelgates.windows import Reset, WindowSpend
@@ -70,6 +72,40 @@ class Store(Protocol):
 
     async def get_user_by_email(self, email: str) -> User | None: ...
 
+    async def update_user(
+        self,
+        user_id: str,
+        now: datetime,
+        *,
+        limit: int | UnsetType | None = UNSET,
+        limit_reset: Reset | UnsetType | None = UNSET,
+        disabled: bool | UnsetType = UNSET,
+        is_admin: bool | UnsetType = UNSET,
+    ) -> User | None:
+        """Set the given fields (and ``updated_at``) of a user; ``None`` if there is no
+        such user. A budget or a disabling applies to the next admission of any of the
+        user's keys, in every process (nothing caches them)."""
+        ...
+
+    async def list_users(self, *, search: str | None, offset: int, limit: int) -> list[UserSummary]:
+        """Users (whose e-mail contains ``search``, case-insensitively, when given), oldest
+        first, with their unrevoked keys' count and latest use."""
+        ...
+
+    async def list_every_key(self, *, offset: int, limit: int) -> list[ApiKey]:
+        """Every user's unrevoked keys, newest first (for the operator)."""
+        ...
+
+    async def spend_by_day(self, since: datetime, until: datetime) -> list[DaySpend]:
+        """What every key spent on each UTC day with records from ``since`` to before
+        ``until``, oldest first (days without records are left out)."""
+        ...
+
+    async def user_usage_audit(self, user_id: str, now: datetime) -> UsageAudit:
+        """Sum of the user's generation records, and of the live reservations of their
+        keys at ``now`` (for checking ``user usage == sum(records)``)."""
+        ...
+
     # single sign-on -----------------------------------------------------
     async def get_user_by_identity(self, identity: ProviderIdentity) -> User | None:
         """The user linked to the provider identity, or ``None``."""
@@ -103,7 +139,27 @@ class Store(Protocol):
     # keys -------------------------------------------------------------
     async def create_key(self, key: ApiKey) -> None: ...
 
-    async def get_key(self, key_hash: str) -> ApiKey | None: ...
+    async def get_key(self, key_hash: str) -> ApiKey | None:
+        """The key, revoked or not, with its user's state (``user_disabled``,
+        ``user_budgeted``) read in the same query."""
+        ...
+
+    async def rotate_key(
+        self,
+        old_hash: str,
+        new_hash: str,
+        now: datetime,
+        grace_until: datetime,
+    ) -> ApiKey | None:
+        """In one transaction holding the user's lock: insert the successor ``new_hash``
+        with every setting and usage counter of the unrevoked key ``old_hash`` (and
+        ``updated_at`` = ``now``), move to it what :data:`~modelgates.store.rows.
+        ROTATION_MOVES` names (records, live reservations, sub-keys, earlier rotations,
+        codes), and mark the old key revoked at ``now`` with emptied counters,
+        ``rotated_to`` and ``grace_until`` (its secret answers as the successor until
+        then). ``None`` (nothing changed) if there is no such unrevoked key; else the
+        successor as stored."""
+        ...
 
     async def list_keys(
         self, user_id: str, *, include_disabled: bool, offset: int, limit: int
@@ -217,18 +273,22 @@ class Store(Protocol):
     async def reserve(
         self, key_hash: str, reservation_id: str, ask: Ask, now: datetime, expires_at: datetime
     ) -> Admission:
-        """In one transaction holding the budgets' row locks (the minting key's, then
-        the key's own): decide as :func:`modelgates.admission.decide` against the key's
-        limit and its parent's, each counting what the budget's keys spent in its window
-        and their live reservations, and insert a reservation of the decided amount
-        (live until ``expires_at``) if admitted. Expired reservations never count; a
-        backend may delete them here or leave them to the purge."""
+        """In one transaction holding the budgets' row locks (the user's, the minting
+        key's, then the key's own): decide as :func:`modelgates.admission.decide` against
+        the key's limit, its parent's and its user's budget, each counting what the
+        budget's keys spent in its window and their live reservations, and insert a
+        reservation of the decided amount (live until ``expires_at``) if admitted. A
+        rotated key's successor is admitted in its place; a disabled user's key is not
+        (``Admission.user_disabled``). Expired reservations never count; a backend may
+        delete them here or leave them to the purge."""
         ...
 
     async def settle(self, reservation_id: str, record: Generation) -> None:
-        """In one transaction: add ``record.cost`` to the key's lifetime and window
-        counters (rolling windows over lazily, saturating), set ``last_used_at``,
-        delete the reservation (if still there) and insert the generation record."""
+        """In one transaction: add ``record.cost`` to the lifetime and window counters
+        (rolling windows over lazily, saturating) of the user and of the key (its
+        successor if it was rotated meanwhile), set the key's ``last_used_at``, delete
+        the reservation (if still there) and insert the generation record (under that
+        key)."""
         ...
 
     async def release(self, reservation_id: str) -> None:
@@ -322,3 +382,26 @@ def key_changes(
         "limit_reset": limit_reset,
     }
     return [(column, value) for column, value in given.items() if value is not UNSET]
+
+
+def user_changes(
+    *,
+    limit: int | UnsetType | None,
+    limit_reset: Reset | UnsetType | None,
+    disabled: bool | UnsetType,
+    is_admin: bool | UnsetType,
+) -> list[tuple[str, object]]:
+    """``(column, value)`` pairs for the fields of :meth:`Store.update_user` that were given."""
+    given = {
+        "limit_nanos": limit,
+        "limit_reset": limit_reset,
+        "disabled": disabled,
+        "is_admin": is_admin,
+    }
+    return [(column, value) for column, value in given.items() if value is not UNSET]
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for ``LIKE … ESCAPE '\\'``, with ``%``, ``_`` and ``\\`` in ``text`` literal."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

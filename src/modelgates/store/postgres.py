@@ -36,7 +36,9 @@ from modelgates.store.base import KeyChange, key_changes, migration_files, utc
 from modelgates.store.postgres_allowlists import narrow_minted, parent_allowlist, within_creator
 from modelgates.store.postgres_metering import PostgresMetering
 from modelgates.store.postgres_responses import PostgresResponses
+from modelgates.store.postgres_rotation import PostgresRotation
 from modelgates.store.postgres_sso import PostgresSignOn, insert_identity
+from modelgates.store.postgres_users import PostgresUsers
 from modelgates.windows import Reset, WindowSpend, window_starts
 
 MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
@@ -46,7 +48,9 @@ def _ts(value: datetime) -> datetime:
     return utc(value)
 
 
-class PostgresStore(PostgresMetering, PostgresSignOn, PostgresResponses):
+class PostgresStore(
+    PostgresMetering, PostgresSignOn, PostgresUsers, PostgresRotation, PostgresResponses
+):
     """:class:`~modelgates.store.base.Store` on PostgreSQL."""
 
     dialect = "postgres"
@@ -95,13 +99,7 @@ class PostgresStore(PostgresMetering, PostgresSignOn, PostgresResponses):
     async def create_user(self, user: User, identity: ProviderIdentity | None = None) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             try:
-                await conn.execute(
-                    "INSERT INTO users"
-                    " (id, email, password_hash, workspace_id, created_at, is_admin)"
-                    " VALUES ($1, $2, $3, $4, $5, $6)",
-                    user.id, user.email, user.password_hash, user.workspace_id,
-                    user.created_at, user.is_admin,
-                )  # fmt: skip
+                await conn.execute(_INSERT_USER, *rows.user_insert_values(user, _ts))
             except asyncpg.UniqueViolationError as exc:
                 raise DuplicateEmail(user.email) from exc
             if identity is not None and not await insert_identity(
@@ -141,11 +139,8 @@ class PostgresStore(PostgresMetering, PostgresSignOn, PostgresResponses):
             await _insert_key(conn, key)
 
     async def get_key(self, key_hash: str) -> ApiKey | None:
-        row = await self._one(
-            f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = $1",
-            key_hash,
-        )
-        return None if row is None else rows.key_from_row(row, _ts)
+        row = await self._one(_KEY_WITH_OWNER, key_hash)
+        return None if row is None else rows.key_with_owner_from_row(row, _ts)
 
     async def list_keys(
         self, user_id: str, *, include_disabled: bool, offset: int, limit: int
@@ -351,6 +346,14 @@ class PostgresStore(PostgresMetering, PostgresSignOn, PostgresResponses):
         )  # fmt: skip
 
 
+_INSERT_USER = (
+    f"INSERT INTO users ({rows.USER_COLUMNS})"
+    f" VALUES ({rows.placeholders(rows.USER_COLUMNS.count(',') + 1, 'numeric')})"
+)
+_KEY_WITH_OWNER = (
+    f"SELECT {rows.KEY_WITH_OWNER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id"
+    " WHERE k.hash = $1"
+)
 _CONSUME_CODE = (
     "UPDATE auth_codes SET used_at = $1, minted_key_hash = $2"
     " WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1"

@@ -2,9 +2,9 @@
 
 A mixin of :class:`~modelgates.store.postgres.PostgresStore`. Admission and
 settlement are one round trip each, through the PL/pgSQL functions of migration
-0006: ``modelgates_reserve`` takes the budgets' row locks, which serialise the
-admissions and settlements of a key across processes, and decides while holding
-them.
+0010: ``modelgates_reserve`` takes the budgets' row locks (the user's, then the
+keys'), which serialise the admissions and settlements of a user's keys across
+processes, and decides while holding them.
 """
 
 from __future__ import annotations
@@ -51,9 +51,10 @@ class PostgresMetering:
         now: datetime,
         expires_at: datetime,
     ) -> Admission:
-        # One statement, one round trip: modelgates_reserve (migration 0006) takes the
-        # budgets' row locks, which serialise admissions and settlements of the keys
-        # across processes, decides while holding them, and the commit releases them.
+        # One statement, one round trip: modelgates_reserve (migration 0010) takes the
+        # budgets' row locks (the user's, then the keys'), which serialise admissions and
+        # settlements across processes, decides while holding them, and the commit
+        # releases them.
         row = await self._one(
             f"SELECT {_RESERVED_KEY_COLUMNS}, r.amount, r.granted, r.refused_scope, r.refused,"
             " r.affordable FROM modelgates_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -63,6 +64,8 @@ class PostgresMetering:
         )  # fmt: skip
         if row is None:
             return Admission(key=None)
+        if row["refused_scope"] == "user_disabled":
+            return Admission(key=rows.key_from_row(row, utc), user_disabled=True)
         refusal = None
         if row["refused"] is not None:
             refusal = Refusal(
@@ -79,8 +82,8 @@ class PostgresMetering:
         )
 
     async def settle(self: _Host, reservation_id: str, record: Generation) -> None:
-        # One round trip too; modelgates_settle updates the key row before it deletes the
-        # reservation and inserts the record (see the lock order in migration 0006).
+        # One round trip too; modelgates_settle updates the user's row and the key's before
+        # it deletes the reservation and inserts the record (the lock order of 0010).
         values = rows.generation_values(record, iso)
         columns = dict(zip(rows.GENERATION_COLUMNS, values, strict=True))
         async with self._pool.acquire() as conn:

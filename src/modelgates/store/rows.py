@@ -23,6 +23,7 @@ from modelgates.models import (
     Generation,
     PendingSignIn,
     User,
+    UserSummary,
     WebSession,
 )
 from modelgates.money import MAX_COUNTER_NANOS
@@ -45,13 +46,20 @@ KEY_COLUMNS = (
     "hash, user_id, app_id, name, label, limit_nanos, limit_reset, expires_at, disabled,"
     " revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,"
     " usage_nanos, usage_day_nanos, usage_day_start, usage_week_nanos, usage_week_start,"
-    " usage_month_nanos, usage_month_start, parent_key_hash, allowed_models"
+    " usage_month_nanos, usage_month_start, parent_key_hash, allowed_models, rotated_to,"
+    " grace_until"
 )
 CODE_COLUMNS = (
     "code_hash, user_id, app_id, callback_url, code_challenge, code_challenge_method,"
     " key_label, limit_nanos, usage_limit_type, key_expires_at, created_at, expires_at,"
     " used_at, minted_key_hash, creator_key_hash, allowed_models"
 )
+KEY_WITH_OWNER_COLUMNS = (
+    ", ".join(f"k.{column.strip()}" for column in KEY_COLUMNS.split(","))
+    + ", u.disabled AS user_disabled, u.limit_nanos IS NOT NULL AS user_budgeted"
+)
+"""``KEY_COLUMNS`` of ``api_keys k`` joined with its user ``u``, and the user's state
+authentication and admission need (:func:`key_with_owner_from_row`)."""
 KEY_IS_ACTIVE = "revoked_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $now)"
 """Condition on an ``api_keys`` row: the key can be used at ``$now`` (a placeholder
 each backend substitutes)."""
@@ -71,6 +79,54 @@ def user_from_row(row: Row, ts: TimestampIn) -> User:
         workspace_id=row["workspace_id"],
         created_at=ts(row["created_at"]),
         is_admin=bool(row["is_admin"]),
+        limit=row["limit_nanos"],
+        limit_reset=cast("Reset | None", row["limit_reset"]),
+        disabled=bool(row["disabled"]),
+        usage=UsageCounters(
+            total=row["usage_nanos"],
+            day=row["usage_day_nanos"],
+            day_start=_opt(row["usage_day_start"], ts),
+            week=row["usage_week_nanos"],
+            week_start=_opt(row["usage_week_start"], ts),
+            month=row["usage_month_nanos"],
+            month_start=_opt(row["usage_month_start"], ts),
+        ),
+        updated_at=_opt(row["updated_at"], ts),
+    )
+
+
+USER_COLUMNS = (
+    "id, email, password_hash, workspace_id, created_at, is_admin, limit_nanos, limit_reset,"
+    " disabled"
+)
+"""The columns a new user is inserted with (its counters start at zero)."""
+
+
+def user_insert_values(user: User, ts: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """Values for ``INSERT INTO users (USER_COLUMNS)`` in column order."""
+    return (
+        user.id, user.email, user.password_hash, user.workspace_id, ts(user.created_at),
+        user.is_admin, user.limit, user.limit_reset, user.disabled,
+    )  # fmt: skip
+
+
+USER_SUMMARY_SQL = (
+    "SELECT u.*,"
+    " (SELECT count(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL)"
+    " AS key_count,"
+    " (SELECT max(k.last_used_at) FROM api_keys k WHERE k.user_id = u.id) AS last_used"
+    " FROM users u"
+)
+"""Users with their unrevoked keys' count and latest use (:func:`summary_from_row`)."""
+
+
+def summary_from_row(row: Row, ts: TimestampIn) -> UserSummary:
+    """A row of :data:`USER_SUMMARY_SQL`."""
+    last = row["last_used"]
+    return UserSummary(
+        user=user_from_row(row, ts),
+        keys=int(row["key_count"]),
+        last_used_at=None if last is None else ts(last),
     )
 
 
@@ -85,12 +141,25 @@ def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
     ignored). Unpacked by position, the mirror of :func:`key_insert_values`: a
     lookup by name scans the column list each time, and this runs on every
     authenticated request."""
+    return _key(tuple(row), ts)
+
+
+def key_with_owner_from_row(row: Row, ts: TimestampIn) -> ApiKey:
+    """A key from a row of :data:`KEY_WITH_OWNER_COLUMNS`: the key, and its user's state."""
+    values = tuple(row)
+    owner_disabled, owner_budgeted = values[KEY_COLUMN_COUNT : KEY_COLUMN_COUNT + 2]
+    return _key(values, ts, bool(owner_disabled), bool(owner_budgeted))
+
+
+def _key(
+    values: tuple[Any, ...], ts: TimestampIn, user_disabled: bool = False, budgeted: bool = False
+) -> ApiKey:
     (
         key_hash, user_id, app_id, name, label, limit, limit_reset, expires_at, disabled,
         revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,
         usage, day, day_start, week, week_start, month, month_start, parent_key_hash,
-        allowed_models,
-    ) = tuple(row)[:KEY_COLUMN_COUNT]  # fmt: skip
+        allowed_models, rotated_to, grace_until,
+    ) = values[:KEY_COLUMN_COUNT]  # fmt: skip
     return ApiKey(
         hash=key_hash,
         user_id=user_id,
@@ -118,6 +187,10 @@ def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
         ),
         parent_key_hash=parent_key_hash,
         allowed_models=allowlist.decode(allowed_models),
+        rotated_to=rotated_to,
+        grace_until=_opt(grace_until, ts),
+        user_disabled=user_disabled,
+        user_budgeted=budgeted,
     )
 
 
@@ -187,7 +260,8 @@ def key_insert_values(key: ApiKey, ts: Callable[[datetime], Any]) -> tuple[Any, 
         opt(key.expires_at), key.disabled, opt(key.revoked_at), key.is_management,
         key.issued_by_code, ts(key.created_at), opt(key.updated_at), opt(key.last_used_at),
         u.total, u.day, opt(u.day_start), u.week, opt(u.week_start), u.month, opt(u.month_start),
-        key.parent_key_hash, allowlist.encode(key.allowed_models),
+        key.parent_key_hash, allowlist.encode(key.allowed_models), key.rotated_to,
+        opt(key.grace_until),
     )  # fmt: skip
 
 
@@ -312,3 +386,40 @@ def sign_in_from_row(row: Row, ts: TimestampIn) -> PendingSignIn:
         created_at=ts(row["created_at"]),
         expires_at=ts(row["expires_at"]),
     )
+
+
+ZEROED_COUNTERS = (
+    "usage_nanos = 0, usage_day_nanos = 0, usage_day_start = NULL, usage_week_nanos = 0,"
+    " usage_week_start = NULL, usage_month_nanos = 0, usage_month_start = NULL"
+)
+"""``SET`` fragment: a key's usage counters emptied (a rotated key's moved to its successor)."""
+
+
+def successor_insert(new_hash: str, updated_at: str) -> str:
+    """``INSERT … SELECT`` of a rotated key's successor from its row (``WHERE hash = …``
+    follows): every column copied (settings, counters, parent, creation time), but the hash
+    and ``updated_at`` (the two SQL expressions given) and no rotation of its own."""
+    given = {
+        "hash": new_hash,
+        "updated_at": updated_at,
+        "rotated_to": "NULL",
+        "grace_until": "NULL",
+    }
+    columns = [column.strip() for column in KEY_COLUMNS.split(",")]
+    values = ", ".join(given.get(column, column) for column in columns)
+    return f"INSERT INTO api_keys ({KEY_COLUMNS}) SELECT {values} FROM api_keys"
+
+
+ROTATION_MOVES = (
+    "UPDATE generations SET key_hash = {new} WHERE key_hash = {old}",
+    "UPDATE reservations SET key_hash = {new} WHERE key_hash = {old}",
+    "UPDATE reservations SET parent_key_hash = {new} WHERE parent_key_hash = {old}",
+    "UPDATE api_keys SET parent_key_hash = {new} WHERE parent_key_hash = {old}",
+    "UPDATE api_keys SET rotated_to = {new} WHERE rotated_to = {old}",
+    "UPDATE auth_codes SET creator_key_hash = {new} WHERE creator_key_hash = {old}",
+    "UPDATE auth_codes SET minted_key_hash = {new} WHERE minted_key_hash = {old}",
+)
+"""What moves from a rotated key to its successor, with the placeholders of the old and
+the new hash filled in: its records, live reservations (its own and its sub-keys'), its
+sub-keys, the keys rotated into it (so every old secret points at the newest), and its
+codes (pending ones it created, and the one it was minted from, for the replay defence)."""

@@ -32,7 +32,9 @@ from modelgates.store.sqlite_allowlists import narrow_minted, parent_allowlist, 
 from modelgates.store.sqlite_engine import SqliteEngine, path_from_url
 from modelgates.store.sqlite_metering import SqliteMetering
 from modelgates.store.sqlite_responses import SqliteResponses
+from modelgates.store.sqlite_rotation import SqliteRotation
 from modelgates.store.sqlite_sso import SqliteSignOn, insert_identity
+from modelgates.store.sqlite_users import SqliteUsers
 from modelgates.windows import Reset, WindowSpend, window_starts
 
 __all__ = ["SqliteStore", "path_from_url"]
@@ -44,20 +46,16 @@ PURGE_CODES_SQL = (
 """Runs on the event loop in bounded batches: it finds codes through the expiry index."""
 
 
-class SqliteStore(SqliteMetering, SqliteSignOn, SqliteResponses, SqliteEngine):
+class SqliteStore(
+    SqliteMetering, SqliteSignOn, SqliteUsers, SqliteRotation, SqliteResponses, SqliteEngine
+):
     """:class:`~modelgates.store.base.Store` on a SQLite file."""
 
     # users ------------------------------------------------------------
     async def create_user(self, user: User, identity: ProviderIdentity | None = None) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             try:
-                conn.execute(
-                    "INSERT INTO users"
-                    " (id, email, password_hash, workspace_id, created_at, is_admin)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (user.id, user.email, user.password_hash, user.workspace_id,
-                     iso(user.created_at), int(user.is_admin)),
-                )  # fmt: skip
+                conn.execute(_INSERT_USER, rows.user_insert_values(user, iso))
             except sqlite3.IntegrityError as exc:
                 raise DuplicateEmail(user.email) from exc
             if identity is not None and not insert_identity(
@@ -103,8 +101,8 @@ class SqliteStore(SqliteMetering, SqliteSignOn, SqliteResponses, SqliteEngine):
         await self._write(lambda conn: _insert_key(conn, key))
 
     async def get_key(self, key_hash: str) -> ApiKey | None:
-        row = self._one(f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,))
-        return None if row is None else rows.key_from_row(row, from_iso)
+        row = self._one(_KEY_WITH_OWNER, (key_hash,))
+        return None if row is None else rows.key_with_owner_from_row(row, from_iso)
 
     async def list_keys(
         self, user_id: str, *, include_disabled: bool, offset: int, limit: int
@@ -322,6 +320,14 @@ class SqliteStore(SqliteMetering, SqliteSignOn, SqliteResponses, SqliteEngine):
         return await self._write(delete)
 
 
+_INSERT_USER = (
+    f"INSERT INTO users ({rows.USER_COLUMNS})"
+    f" VALUES ({rows.placeholders(rows.USER_COLUMNS.count(',') + 1, 'qmark')})"
+)
+_KEY_WITH_OWNER = (
+    f"SELECT {rows.KEY_WITH_OWNER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id"
+    " WHERE k.hash = ?"
+)
 _INSERT_KEY = (
     f"INSERT INTO api_keys ({rows.KEY_COLUMNS})"
     f" VALUES ({rows.placeholders(rows.KEY_COLUMN_COUNT, 'qmark')})"

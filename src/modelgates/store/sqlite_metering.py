@@ -2,18 +2,20 @@
 
 A mixin of :class:`~modelgates.store.sqlite.SqliteStore`. Admission runs in one
 ``BEGIN IMMEDIATE`` transaction: the database's write lock is what makes "read the
-remaining budget, then reserve" atomic, across processes too.
+remaining budgets (the key's, its minting key's, its user's), then reserve" atomic,
+across processes too; a settlement charges the key and its user in one transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from modelgates.admission import Ask, Budget, Scope, decide
-from modelgates.models import Admission, ApiKey, Generation, UsageAudit
+from modelgates.models import Admission, ApiKey, Generation, UsageAudit, User
 from modelgates.store import rows
 from modelgates.store.base import from_iso, iso
 from modelgates.windows import window_starts
@@ -40,12 +42,20 @@ _ADD_CHARGE_TO_KEY = (
     f"UPDATE api_keys SET {rows.window_increments(':c', ':day', ':week', ':month')},"
     " last_used_at = :now WHERE hash = :hash"
 )
+_ADD_CHARGE_TO_USER = (
+    f"UPDATE users SET {rows.window_increments(':c', ':day', ':week', ':month')} WHERE id = :id"
+)
 
 
 def key_in(conn: sqlite3.Connection, key_hash: str) -> ApiKey | None:
     row = conn.execute(f"SELECT {rows.KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,))
     found = row.fetchone()
     return None if found is None else rows.key_from_row(found, from_iso)
+
+
+def user_in(conn: sqlite3.Connection, user_id: str) -> User:
+    found: sqlite3.Row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+    return rows.user_from_row(found, from_iso)
 
 
 class SqliteMetering:
@@ -75,12 +85,26 @@ class SqliteMetering:
             spent = key.usage.in_window(now, key.limit_reset)
             return int(key.limit - spent - minted - held)
 
+        def user_remaining(conn: sqlite3.Connection, user: User) -> int:
+            assert user.limit is not None
+            (held,) = conn.execute(
+                "SELECT coalesce(sum(amount_nanos), 0) FROM reservations"
+                " WHERE user_id = ? AND expires_at > ?",
+                (user.id, iso(now)),
+            ).fetchone()
+            return int(user.limit - user.usage.in_window(now, user.limit_reset) - held)
+
         def admit(conn: sqlite3.Connection) -> Admission:
             # BEGIN IMMEDIATE holds the database's write lock: nobody else admits
             # or settles until this transaction ends, across processes too.
             key = key_in(conn, key_hash)
+            if key is not None and key.rotated_to is not None:
+                key = key_in(conn, key.rotated_to)  # a rotated key's requests are its successor's
             if key is None:
                 return Admission(key=None)
+            user = user_in(conn, key.user_id)
+            if user.disabled:
+                return Admission(key, user_disabled=True)
             parent = None if key.parent_key_hash is None else key_in(conn, key.parent_key_hash)
             holders: tuple[tuple[Scope, ApiKey | None], ...] = (
                 ("key_limit", key),
@@ -91,13 +115,17 @@ class SqliteMetering:
                 for scope, holder in holders
                 if holder is not None and holder.limit is not None
             ]
+            if user.limit is not None:
+                budgets.append(
+                    Budget("user_budget", user.limit_reset or "total", user_remaining(conn, user))
+                )
             decision = decide(budgets, ask)
             if decision.refusal is None:
                 conn.execute(
-                    "INSERT INTO reservations (id, key_hash, parent_key_hash, amount_nanos,"
-                    " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (reservation_id, key_hash, key.parent_key_hash, decision.amount, iso(now),
-                     iso(expires_at)),
+                    "INSERT INTO reservations (id, key_hash, parent_key_hash, user_id,"
+                    " amount_nanos, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (reservation_id, key.hash, key.parent_key_hash, key.user_id,
+                     decision.amount, iso(now), iso(expires_at)),
                 )  # fmt: skip
             return Admission(key, decision.amount, decision.granted_tokens, decision.refusal)
 
@@ -106,15 +134,24 @@ class SqliteMetering:
     async def settle(self: _Host, reservation_id: str, record: Generation) -> None:
         day, week, month = window_starts(record.created_at)
         values = rows.generation_values(record, iso)
+        charge = {"c": record.cost, "day": iso(day), "week": iso(week), "month": iso(month),
+                  "now": iso(record.created_at)}  # fmt: skip
 
         def apply(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
-            conn.execute(_INSERT_GENERATION, values)
+            # The key that was charged, or its successor if it was rotated meanwhile.
+            (target,) = conn.execute(
+                "SELECT coalesce(rotated_to, hash) FROM api_keys WHERE hash = ?",
+                (record.key_hash,),
+            ).fetchone()
             conn.execute(
-                _ADD_CHARGE_TO_KEY,
-                {"c": record.cost, "day": iso(day), "week": iso(week), "month": iso(month),
-                 "now": iso(record.created_at), "hash": record.key_hash},
-            )  # fmt: skip
+                _INSERT_GENERATION,
+                values
+                if target == record.key_hash
+                else rows.generation_values(replace(record, key_hash=target), iso),
+            )
+            conn.execute(_ADD_CHARGE_TO_KEY, {**charge, "hash": target})
+            conn.execute(_ADD_CHARGE_TO_USER, {**charge, "id": record.user_id})
 
         await self._write(apply)
 

@@ -1,5 +1,5 @@
 """The key list, ``/keys``: a signed-in user's keys, their state and spend, and the
-forms to create and revoke one."""
+forms to create, rotate and revoke one."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from modelgates.errors import BadRequest, NotFound
 from modelgates.key_state import LABELS as STATE_LABELS
 from modelgates.key_state import key_state
 from modelgates.models import App
+from modelgates.services import audit
 from modelgates.services.sessions import SignedIn
 from modelgates.web import security
 from modelgates.web.pages import (
@@ -29,12 +30,17 @@ from modelgates.web.security import PageError
 from modelgates.web.templates import render
 from modelgates.windows import limit_remaining
 
+GRACES = [(0, "stops now"), (3600, "works 1 more hour"), (86_400, "works 1 more day"),
+          (604_800, "works 1 more week")]  # fmt: skip
+"""The grace periods the key page offers a rotation (the old secret's remaining life)."""
+
 
 async def _keys_page(
     request: Request,
     who: SignedIn,
     *,
     new_key: str | None = None,
+    rotated: str | None = None,
     values: dict[str, str] | None = None,
     error: str | None = None,
     status: int = 200,
@@ -70,7 +76,10 @@ async def _keys_page(
             **base_context(who),
             "keys": rows,
             "new_key": new_key,
-            "values": values or {"name": "", "limit": "", "reset": "", "expires": "", "models": ""},
+            "rotated": rotated,
+            "graces": GRACES,
+            "values": values
+            or {"name": "", "limit": "", "reset": "", "expires": "", "models": ""},
             "resets": RESETS,
             "error": error,
         },
@@ -121,3 +130,21 @@ async def keys_revoke(request: Request) -> Response:
     except NotFound as exc:
         raise PageError(404, "Key not found", "You have no active key with this id.") from exc
     return see_other("/keys")
+
+
+@page
+async def keys_rotate(request: Request) -> Response:
+    form = await security.read_form(request)
+    who = security.check_session_csrf(form, await security.signed_in(request))
+    key_hash = str(request.path_params["key_hash"]).lower()
+    graces = {str(seconds): text for seconds, text in GRACES}
+    grace = form.get("grace", "0")
+    if grace not in graces:
+        raise PageError(400, "Bad request", "Choose how long the old secret keeps working.")
+    try:
+        rotated = await services(request).rotation.rotate(
+            who.user.id, key_hash, grace_seconds=int(grace), actor=audit.user_actor(who.user.id)
+        )
+    except NotFound as exc:
+        raise PageError(404, "Key not found", "You have no active key with this id.") from exc
+    return await _keys_page(request, who, new_key=rotated.secret, rotated=graces[grace])

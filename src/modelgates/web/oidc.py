@@ -121,6 +121,8 @@ async def callback(request: Request) -> Response:
         log.info("single sign-on refused %s: %s", claims.identity.subject, reason)
         raise PageError(403, "Sign-in refused", f"Sign-in refused: {reason}.")
     user = await svc.sign_on.account_for(claims, is_admin=oidc.admin(claims, config))
+    if user.disabled:
+        raise PageError(403, "Account disabled", "Your account is disabled: ask an admin.")
     started = await svc.sessions.start(user, replacing=request.cookies.get(security.SESSION_COOKIE))
     response = see_other(pending.next_path)
     security.set_cookie(

@@ -103,6 +103,7 @@ def base_context(who: SignedIn | None) -> dict[str, Any]:
     return {
         "who": who.user.email if who else None,
         "csrf": who.session.csrf_secret if who else "",
+        "is_admin": bool(who and who.user.is_admin),
     }
 
 

@@ -20,6 +20,11 @@ def usd(nanos: int | None) -> str:
     return "No limit" if nanos is None else f"${to_usd(nanos):,.2f}"
 
 
+def usd_value(nanos: int | None) -> str:
+    """An amount as a form field holds it: plain digits, as precise as stored."""
+    return "" if nanos is None else f"{to_usd(nanos):.9f}".rstrip("0").rstrip(".")
+
+
 def utc_text(moment: datetime | None, empty: str = "Never") -> str:
     return empty if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -34,6 +39,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["usd"] = usd
+    env.filters["usd_value"] = usd_value
     env.filters["utc"] = utc_text
     return env
 
