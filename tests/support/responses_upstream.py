@@ -300,7 +300,7 @@ def responses_gateway_toml(
 [[models]]
 id = "{prefix}/{name}"
 provider = "{prefix}"
-upstream_model = "{_chat_behaviour(name) if prefix == 'chat' else name}"
+upstream_model = "{_chat_behaviour(name) if prefix == "chat" else name}"
 prompt_price = 1.0
 completion_price = 2.0
 context_length = 200000

@@ -78,8 +78,7 @@ async def _keys_page(
             "new_key": new_key,
             "rotated": rotated,
             "graces": GRACES,
-            "values": values
-            or {"name": "", "limit": "", "reset": "", "expires": "", "models": ""},
+            "values": values or {"name": "", "limit": "", "reset": "", "expires": "", "models": ""},
             "resets": RESETS,
             "error": error,
         },
