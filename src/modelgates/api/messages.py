@@ -53,7 +53,7 @@ from modelgates.catalog import ModelRoute
 from modelgates.errors import BadGateway, BadRequest, UpstreamRejected
 from modelgates.gateway import estimate, upstream, wire
 from modelgates.gateway.anthropic import AnthropicRenderer, ChatAsMessagesRenderer
-from modelgates.gateway.metered import Call, Caller, Demand, Renderer
+from modelgates.gateway.metered import Call, Caller, Demand, Renderer, authorize
 from modelgates.gateway.translate.anthropic import messages_to_chat
 from modelgates.gateway.usage import count
 from modelgates.models import ApiKey
@@ -93,9 +93,10 @@ async def create_message(request: Request) -> Response:
 
 async def count_tokens(request: Request) -> Response:
     svc = services(request)
-    await metered_key(svc, authorization(request.headers))
+    key = await metered_key(svc, authorization(request.headers))
     body = await json_object(request, svc.gateway.max_body_bytes)
     model = model_route(svc, body)
+    authorize(key, model.id)  # counting tells about a model: only the ones the key may use
     if model.provider.api == "anthropic":
         counted = await _upstream_count(request, model, body)
         if counted is not None:
