@@ -1,5 +1,9 @@
 """Python client for the ModelGates API (sync and async, on httpx).
 
+It needs nothing but the standard library and httpx (``pip install --no-deps
+modelgates`` and httpx is enough), so it imports no other module of the package
+than :mod:`modelgates.pkce`; its results are frozen dataclasses.
+
 ::
 
     from modelgates.client import ModelGatesClient, code_challenge, generate_code_verifier

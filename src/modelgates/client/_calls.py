@@ -13,10 +13,18 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
-import msgspec
 
+from modelgates.client import _json
 from modelgates.client._errors import InvalidResponseError, error_for
-from modelgates.client._types import AuthCode, Data, ExchangedKey, KeyInfo
+from modelgates.client._shape import Reader, ShapeError
+from modelgates.client._types import (
+    AuthCode,
+    ExchangedKey,
+    KeyInfo,
+    auth_code_answer,
+    exchanged_key_answer,
+    key_info_answer,
+)
 
 T = TypeVar("T")
 
@@ -45,14 +53,13 @@ class Call(Generic[T]):
     authenticated: bool = True
 
 
-def _decoder(kind: Any) -> Callable[[bytes], Any]:
-    return msgspec.json.Decoder(kind).decode
+def _decoder(read: Reader[T]) -> Callable[[bytes], T]:
+    """Decode a body as JSON, then check it has the shape ``read`` expects."""
+    return lambda body: read(_json.loads(body), "$")
 
 
-_auth_code = _decoder(Data[AuthCode])
-_key_info = _decoder(Data[KeyInfo])
-_exchanged = _decoder(ExchangedKey)
-_any = _decoder(Any)
+def _any_json(body: bytes) -> Any:
+    return _json.loads(body) if body.strip() else None
 
 
 def _timestamp(value: datetime | str) -> str:
@@ -88,9 +95,7 @@ def create_auth_code(
     }
     body.update({name: value for name, value in optional.items() if value is not None})
     headers = {"X-Title": title} if title is not None else {}
-    return Call(
-        "POST", "/auth/keys/code", lambda raw: _auth_code(raw).data, json=body, headers=headers
-    )
+    return Call("POST", "/auth/keys/code", _decoder(auth_code_answer), json=body, headers=headers)
 
 
 def exchange_code(
@@ -101,11 +106,13 @@ def exchange_code(
         body["code_verifier"] = code_verifier
     if code_challenge_method is not None:
         body["code_challenge_method"] = code_challenge_method
-    return Call("POST", "/auth/keys", _exchanged, json=body, authenticated=False)
+    return Call(
+        "POST", "/auth/keys", _decoder(exchanged_key_answer), json=body, authenticated=False
+    )
 
 
 def current_key() -> Call[KeyInfo]:
-    return Call("GET", "/key", lambda raw: _key_info(raw).data)
+    return Call("GET", "/key", _decoder(key_info_answer))
 
 
 def raw(
@@ -115,7 +122,7 @@ def raw(
     return Call(
         method.upper(),
         path if path.startswith("/") else "/" + path,
-        lambda body: _any(body) if body.strip() else None,
+        _any_json,
         json=json,
         headers=headers or {},
     )
@@ -133,7 +140,7 @@ def build_request(
     headers = {"Accept": "application/json", **call.headers}
     if call.authenticated and api_key is not None:
         headers["Authorization"] = f"Bearer {api_key}"
-    content = None if call.json is None else msgspec.json.encode(call.json)
+    content = None if call.json is None else _json.dumps(call.json)
     if content is not None:
         headers["Content-Type"] = "application/json"
     return http.build_request(
@@ -151,7 +158,7 @@ def read_response(call: Call[T], response: httpx.Response) -> T:
         raise error_for(response)
     try:
         return call.decode(response.content)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (_json.NotJSONError, ShapeError) as exc:
         raise InvalidResponseError(
             f"unexpected answer from {call.method} {API_PREFIX}{call.path}: {exc}",
             response=response,

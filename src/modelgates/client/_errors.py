@@ -22,10 +22,21 @@ Input the client can check before sending (an invalid PKCE verifier, a naive
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import msgspec
+
+from modelgates.client import _json
+from modelgates.client._shape import (
+    Fields,
+    ShapeError,
+    integer,
+    json_object,
+    nullable,
+    record,
+    string,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -136,29 +147,45 @@ _BY_STATUS: dict[int, type[ModelGatesAPIError]] = {
 }
 
 
-class _ErrorBody(msgspec.Struct):
-    code: int | None = None
-    message: str | None = None
-    metadata: dict[str, Any] | None = None
+@dataclass(frozen=True, slots=True)
+class _Envelope:
+    """OpenRouter's error envelope, ``{"error": {"code", "message", "metadata"}, "user_id"}``."""
+
+    message: str | None
+    metadata: dict[str, Any] | None
+    user_id: str | None
 
 
-class _Envelope(msgspec.Struct):
-    error: _ErrorBody
-    user_id: str | None = None
+def _error_body(fields: Fields) -> tuple[str | None, dict[str, Any] | None]:
+    fields.optional("code", nullable(integer), None)  # checked; the HTTP status is what counts
+    return (
+        fields.optional("message", nullable(string), None),
+        fields.optional("metadata", nullable(json_object), None),
+    )
 
 
-_envelope = msgspec.json.Decoder(_Envelope)
+def _read_envelope(fields: Fields) -> _Envelope:
+    message, metadata = fields.required("error", record(_error_body))
+    return _Envelope(message, metadata, fields.optional("user_id", nullable(string), None))
+
+
+_read = record(_read_envelope)
+
+
+def _envelope(body: bytes) -> _Envelope | None:
+    """The envelope in ``body``, or ``None`` for any body that is not one."""
+    try:
+        return _read(_json.loads(body), "$")
+    except (_json.NotJSONError, ShapeError):
+        return None
 
 
 def error_for(response: httpx.Response) -> ModelGatesAPIError:
     """The typed error for an error ``response``; any body, JSON or not, gives one."""
     status = response.status_code
-    try:
-        envelope: _Envelope | None = _envelope.decode(response.content)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        envelope = None
-    metadata = envelope.error.metadata if envelope else None
-    message = envelope.error.message if envelope else None
+    envelope = _envelope(response.content)
+    metadata = envelope.metadata if envelope else None
+    message = envelope.message if envelope else None
     if not message:
         text = response.text.strip() if not envelope else ""
         message = text[:200] if text and len(text) <= 200 else response.reason_phrase
