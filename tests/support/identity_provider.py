@@ -14,11 +14,8 @@ pages with httpx, for the tests that need no browser.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
-import shutil
 import subprocess
 import threading
 import uuid
@@ -30,8 +27,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-import pytest
 
+from tests.support.npm import installed
 from tests.support.server import free_port
 
 PACKAGE_DIR = Path(__file__).with_name("oidc_provider")
@@ -39,47 +36,15 @@ SCRIPT = PACKAGE_DIR / "provider.mjs"
 VERSION: str = json.loads((PACKAGE_DIR / "package.json").read_text())["dependencies"][
     "oidc-provider"
 ]
-CACHE_ROOT = Path.home() / ".cache" / "modelgates-test"
-INSTALL_DIR = CACHE_ROOT / f"oidc-provider-{VERSION}"
 CLIENT_ID = "modelgates-test"
 CLIENT_SECRET = "modelgates-test-client-secret"
 STARTUP_TIMEOUT_S = 30.0
 _FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"[^>]*method="post"', re.IGNORECASE)
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(reason + "; CI must run the single sign-on tests")
-    pytest.skip(reason)
-
-
 def installed_modules() -> Path:
-    """The ``node_modules`` of the pinned package, installed on first use (once,
-    under a file lock, so parallel test workers wait for one install)."""
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            _unavailable(f"{tool} is missing (apt-get install -y nodejs npm)")
-    modules = INSTALL_DIR / "node_modules"
-    marker = INSTALL_DIR / ".installed"
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    with (CACHE_ROOT / f".oidc-provider-{VERSION}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not marker.exists():
-            INSTALL_DIR.mkdir(parents=True, exist_ok=True)
-            for name in ("package.json", "package-lock.json"):
-                shutil.copyfile(PACKAGE_DIR / name, INSTALL_DIR / name)
-            done = subprocess.run(
-                ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-                cwd=INSTALL_DIR,
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
-            if done.returncode != 0:
-                _unavailable(f"npm ci of oidc-provider {VERSION} failed:\n{done.stderr[-2000:]}")
-            marker.write_text(VERSION + "\n")
-    return modules
+    """The ``node_modules`` of the pinned package, installed on first use."""
+    return installed(PACKAGE_DIR, "oidc-provider", VERSION, optional=True) / "node_modules"
 
 
 @dataclass

@@ -27,10 +27,11 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def installed(package_dir: Path, name: str, version: str) -> Path:
+def installed(package_dir: Path, name: str, version: str, *, optional: bool = False) -> Path:
     """The install directory of the package locked in ``package_dir`` (its
     ``package.json`` and ``package-lock.json``), installed on first use: once, under a
-    file lock, so parallel test workers wait for one install."""
+    file lock, so parallel test workers wait for one install. Optional dependencies
+    (platform binaries the tests never use) are left out unless ``optional``."""
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             unavailable(f"{tool} is missing (apt-get install -y nodejs npm)")
@@ -43,9 +44,12 @@ def installed(package_dir: Path, name: str, version: str) -> Path:
             install_dir.mkdir(parents=True, exist_ok=True)
             for file in ("package.json", "package-lock.json"):
                 shutil.copyfile(package_dir / file, install_dir / file)
+            command = ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"]
+            if not optional:
+                command.append("--omit=optional")
             try:
                 done = subprocess.run(
-                    ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--omit=optional"],
+                    command,
                     cwd=install_dir,
                     capture_output=True,
                     text=True,
