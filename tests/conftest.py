@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 
 from modelgates.app import build_app
@@ -22,6 +23,11 @@ from tests.support.responses_upstream import responses_gateway_toml, running_res
 from tests.support.upstream import Upstream, gateway_toml, running_upstream
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+# No timed assertions: Hypothesis's default 200 ms deadline per example fails property
+# tests on a loaded machine (a shared 2-core box runs them at a fraction of their speed).
+hypothesis.settings.register_profile("modelgates", deadline=None)
+hypothesis.settings.load_profile("modelgates")
 
 
 @pytest.fixture

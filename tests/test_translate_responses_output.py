@@ -187,6 +187,18 @@ def test_tool_calls_alone_have_no_message_and_reasoning_field_is_read() -> None:
     assert body["output_text"] == ""
 
 
+def test_calls_sharing_an_id_get_their_own() -> None:
+    # Clients tell calls apart by call_id (the SDK's accumulator refuses two alike).
+    call = {"id": "0", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = translate(
+        completion({"role": "assistant", "content": None, "tool_calls": [call, call]}, "tool_calls")
+    )
+    first, second = body["output"]
+    assert first["call_id"] == "0"
+    assert second["call_id"] == item_id("call", "gen-1", 1)
+    Response.model_validate(body)
+
+
 @pytest.mark.parametrize(
     ("finish_reason", "reason"),
     [("length", "max_output_tokens"), ("content_filter", "content_filter")],

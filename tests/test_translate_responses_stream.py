@@ -210,6 +210,15 @@ def test_function_call_stream_follows_the_documented_sequence() -> None:
     assert final.response.output[0].arguments == '{"location":"Paris, France"}'
 
 
+def test_calls_sharing_an_id_get_their_own() -> None:
+    # Clients tell calls apart by call_id (the SDK's accumulator refuses two alike).
+    both = {"tool_calls": [{"index": 0, "id": "0"}, {"index": 1, "id": "0"}]}
+    _, events = run([chunk({"content": None, **both})])
+    check_invariants(events)
+    final = accumulate(events)
+    assert [item.call_id for item in final.response.output] == ["0", item_id("call", "gen-1", 1)]
+
+
 def test_reasoning_then_text_then_parallel_calls() -> None:
     chunks = [
         chunk({"role": "assistant", "reasoning_content": "Two "}),

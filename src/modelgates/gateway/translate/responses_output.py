@@ -12,8 +12,9 @@ and every tool call (a stream closes them all at its end); reasoning or text
 that other output followed was complete.
 
 Ids of output items (``rs_…``, ``msg_…``, ``fc_…``, and ``call_…`` for tool
-calls the upstream left without one) are derived from the response id and
-the item's position, so the same answer always gets the same ids.
+calls the upstream left without one, or gave one an earlier call of the answer
+has: clients tell calls apart by ``call_id``) are derived from the response id
+and the item's position, so the same answer always gets the same ids.
 
 For an upstream that speaks Responses itself, :func:`response_with_cost` and
 :func:`relay_event` put the gateway's id, the client's model name and the
@@ -99,6 +100,15 @@ def function_call_item(
         "name": name,
         "arguments": arguments,
     }
+
+
+def unique_call_id(given: object, taken: set[str], response_id: str, index: int) -> str:
+    """``given`` if it is a call id no earlier call of the answer has, else a derived one;
+    added to ``taken``."""
+    call_id = given if isinstance(given, str) and given and given not in taken else None
+    chosen = call_id or item_id("call", response_id, index)
+    taken.add(chosen)
+    return chosen
 
 
 def response_object(
@@ -189,16 +199,17 @@ def chat_to_response(
         done = "completed" if calls else status
         index = len(output)
         output.append(message_item(item_id("msg", id, index), text, status=done, refusal=refusal))
+    taken: set[str] = set()
     for call in calls:
         index = len(output)
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
-        call_id = call.get("id")
+        call_id = unique_call_id(call.get("id"), taken, id, index)
         name = function.get("name")
         output.append(
             function_call_item(
                 item_id("fc", id, index),
-                call_id=call_id if isinstance(call_id, str) else item_id("call", id, index),
+                call_id=call_id,
                 name=name if isinstance(name, str) else "",
                 arguments=arguments_text(function.get("arguments")),
                 status=status,

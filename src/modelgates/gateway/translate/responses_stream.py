@@ -32,6 +32,7 @@ from modelgates.gateway.translate.responses_output import (
     reasoning_text,
     response_object,
     responses_usage,
+    unique_call_id,
 )
 from modelgates.gateway.usage import Usage
 
@@ -236,7 +237,8 @@ class ChatToResponsesStream:
         prefix = {"reasoning": "rs", "message": "msg", "function_call": "fc"}[kind]
         item = _Item(kind, item_id(prefix, self.id, index), index)
         if kind == "function_call":
-            item.call_id = call_id or item_id("call", self.id, index)
+            taken = {other.call_id for other in self._items if other.kind == "function_call"}
+            item.call_id = unique_call_id(call_id, taken, self.id, index)
             item.name = name
         else:
             self._current = item
