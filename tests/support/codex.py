@@ -16,17 +16,17 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.npm_packages import installed, pinned
+from tests.support import npm
 
 PACKAGE_DIR = Path(__file__).with_name("codex_cli")
-VERSION = pinned(PACKAGE_DIR)[1]
+VERSION = npm.pinned_version(PACKAGE_DIR, "@openai/codex")
 KEY_VARIABLE = "MODELGATES_API_KEY"
 RUN_TIMEOUT_S = 120
 
 
 def codex_bin() -> Path:
     """The ``codex`` executable of the pinned package (installed on first use)."""
-    return installed(PACKAGE_DIR) / ".bin" / "codex"
+    return npm.installed_modules(PACKAGE_DIR, f"codex-{VERSION}") / ".bin" / "codex"
 
 
 @dataclass(frozen=True)
