@@ -10,7 +10,7 @@ processes, and decides while holding them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 import asyncpg
 import msgspec
@@ -104,25 +104,7 @@ class PostgresMetering:
         return None if row is None else rows.generation_from_row(row, utc)
 
     async def usage_audit(self: _Host, key_hash: str, now: datetime) -> UsageAudit:
-        async with self._pool.acquire() as conn:
-            charged = await conn.fetchrow(
-                "SELECT coalesce(sum(cost_nanos), 0) AS s, count(*) AS n FROM generations"
-                " WHERE key_hash = $1",
-                key_hash,
-            )
-            reserved = await conn.fetchrow(
-                "SELECT coalesce(sum(amount_nanos), 0) AS s, count(*) AS n FROM reservations"
-                " WHERE key_hash = $1 AND expires_at > $2",
-                key_hash, now,
-            )  # fmt: skip
-        assert charged is not None
-        assert reserved is not None
-        return UsageAudit(
-            charged=int(charged["s"]),
-            charges=int(charged["n"]),
-            reserved=int(reserved["s"]),
-            reservations=int(reserved["n"]),
-        )
+        return await audit_of(self._pool, "key_hash", key_hash, now)
 
     async def purge_reservations(self: _Host, now: datetime, limit: int) -> int:
         return await self._purge(
@@ -137,3 +119,28 @@ class PostgresMetering:
             " WHERE created_at < $1 LIMIT $2)",
             before, limit,
         )  # fmt: skip
+
+
+async def audit_of(
+    pool: asyncpg.Pool, column: Literal["key_hash", "user_id"], value: str, now: datetime
+) -> UsageAudit:
+    """What was charged to, and is reserved for, the key or the user ``column`` names."""
+    async with pool.acquire() as conn:
+        charged = await conn.fetchrow(
+            "SELECT coalesce(sum(cost_nanos), 0) AS s, count(*) AS n FROM generations"
+            f" WHERE {column} = $1",
+            value,
+        )
+        reserved = await conn.fetchrow(
+            "SELECT coalesce(sum(amount_nanos), 0) AS s, count(*) AS n FROM reservations"
+            f" WHERE {column} = $1 AND expires_at > $2",
+            value, now,
+        )  # fmt: skip
+    assert charged is not None
+    assert reserved is not None
+    return UsageAudit(
+        charged=int(charged["s"]),
+        charges=int(charged["n"]),
+        reserved=int(reserved["s"]),
+        reservations=int(reserved["n"]),
+    )

@@ -18,6 +18,7 @@ from msgspec import UNSET, UnsetType
 from modelgates.models import ApiKey, DaySpend, UsageAudit, User, UserSummary
 from modelgates.store import rows
 from modelgates.store.base import like_pattern, user_changes, utc
+from modelgates.store.postgres_metering import audit_of
 from modelgates.windows import Reset
 
 
@@ -81,22 +82,4 @@ class PostgresUsers:
         return [DaySpend(row["day"], int(row["cost"]), int(row["n"])) for row in found]
 
     async def user_usage_audit(self: _Host, user_id: str, now: datetime) -> UsageAudit:
-        async with self._pool.acquire() as conn:
-            charged = await conn.fetchrow(
-                "SELECT coalesce(sum(cost_nanos), 0) AS s, count(*) AS n FROM generations"
-                " WHERE user_id = $1",
-                user_id,
-            )
-            reserved = await conn.fetchrow(
-                "SELECT coalesce(sum(amount_nanos), 0) AS s, count(*) AS n FROM reservations"
-                " WHERE user_id = $1 AND expires_at > $2",
-                user_id, now,
-            )  # fmt: skip
-        assert charged is not None
-        assert reserved is not None
-        return UsageAudit(
-            charged=int(charged["s"]),
-            charges=int(charged["n"]),
-            reserved=int(reserved["s"]),
-            reservations=int(reserved["n"]),
-        )
+        return await audit_of(self._pool, "user_id", user_id, now)

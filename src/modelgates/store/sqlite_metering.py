@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from modelgates.admission import Ask, Budget, Scope, decide
 from modelgates.models import Admission, ApiKey, Generation, UsageAudit, User
@@ -167,21 +167,7 @@ class SqliteMetering:
         return None if row is None else rows.generation_from_row(row, from_iso)
 
     async def usage_audit(self: _Host, key_hash: str, now: datetime) -> UsageAudit:
-        charged = self._reader.execute(
-            "SELECT coalesce(sum(cost_nanos), 0), count(*) FROM generations WHERE key_hash = ?",
-            (key_hash,),
-        ).fetchone()
-        reserved = self._reader.execute(
-            "SELECT coalesce(sum(amount_nanos), 0), count(*) FROM reservations"
-            " WHERE key_hash = ? AND expires_at > ?",
-            (key_hash, iso(now)),
-        ).fetchone()
-        return UsageAudit(
-            charged=int(charged[0]),
-            charges=int(charged[1]),
-            reserved=int(reserved[0]),
-            reservations=int(reserved[1]),
-        )
+        return audit_of(self._reader, "key_hash", key_hash, now)
 
     async def purge_reservations(self: _Host, now: datetime, limit: int) -> int:
         def delete(conn: sqlite3.Connection) -> int:
@@ -204,3 +190,24 @@ class SqliteMetering:
             return int(cur.rowcount)
 
         return await self._write(delete)
+
+
+def audit_of(
+    reader: sqlite3.Connection, column: Literal["key_hash", "user_id"], value: str, now: datetime
+) -> UsageAudit:
+    """What was charged to, and is reserved for, the key or the user ``column`` names."""
+    charged = reader.execute(
+        f"SELECT coalesce(sum(cost_nanos), 0), count(*) FROM generations WHERE {column} = ?",
+        (value,),
+    ).fetchone()
+    reserved = reader.execute(
+        "SELECT coalesce(sum(amount_nanos), 0), count(*) FROM reservations"
+        f" WHERE {column} = ? AND expires_at > ?",
+        (value, iso(now)),
+    ).fetchone()
+    return UsageAudit(
+        charged=int(charged[0]),
+        charges=int(charged[1]),
+        reserved=int(reserved[0]),
+        reservations=int(reserved[1]),
+    )

@@ -18,6 +18,7 @@ from msgspec import UNSET, UnsetType
 from modelgates.models import ApiKey, DaySpend, UsageAudit, User, UserSummary
 from modelgates.store import rows
 from modelgates.store.base import from_iso, iso, like_pattern, user_changes
+from modelgates.store.sqlite_metering import audit_of
 from modelgates.windows import Reset
 
 T = TypeVar("T")
@@ -93,18 +94,4 @@ class SqliteUsers:
         return [DaySpend(date.fromisoformat(day), int(cost), int(n)) for day, cost, n in found]
 
     async def user_usage_audit(self: _Host, user_id: str, now: datetime) -> UsageAudit:
-        charged = self._reader.execute(
-            "SELECT coalesce(sum(cost_nanos), 0), count(*) FROM generations WHERE user_id = ?",
-            (user_id,),
-        ).fetchone()
-        reserved = self._reader.execute(
-            "SELECT coalesce(sum(amount_nanos), 0), count(*) FROM reservations"
-            " WHERE user_id = ? AND expires_at > ?",
-            (user_id, iso(now)),
-        ).fetchone()
-        return UsageAudit(
-            charged=int(charged[0]),
-            charges=int(charged[1]),
-            reserved=int(reserved[0]),
-            reservations=int(reserved[1]),
-        )
+        return audit_of(self._reader, "user_id", user_id, now)
