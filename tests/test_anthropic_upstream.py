@@ -34,8 +34,9 @@ def upstream() -> Iterator[Upstream]:
 
 
 @pytest.fixture
-def sdk(upstream: Upstream) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=KEY, base_url=upstream.base_url, max_retries=0)
+def sdk(upstream: Upstream) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(api_key=KEY, base_url=upstream.base_url, max_retries=0) as client:
+        yield client
 
 
 def ask(model: str, max_tokens: int = 3, **extra: Any) -> dict[str, Any]:

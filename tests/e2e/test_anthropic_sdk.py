@@ -6,7 +6,7 @@ right :class:`anthropic.APIStatusError` subclass; what it reads is what was char
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +55,35 @@ def config(
     return path
 
 
-def sdk(server: RunningServer, key: str, *, x_api_key: bool = False) -> anthropic.Anthropic:
-    """The SDK with base URL ``<server>/api``; the key as a bearer (what this SDK sends
-    for ``api_key`` and ``auth_token``) or as ``x-api-key`` (older SDKs, Claude Code)."""
-    if x_api_key:
-        return anthropic.Anthropic(
-            base_url=server.base_url + "/api",
-            api_key=None,
-            auth_token=None,
-            default_headers={"x-api-key": key},
-            max_retries=0,
-        )
-    return anthropic.Anthropic(base_url=server.base_url + "/api", auth_token=key, max_retries=0)
+SDK = Callable[..., anthropic.Anthropic]
+
+
+@pytest.fixture
+def sdk() -> Iterator[SDK]:
+    """Makes the SDK with base URL ``<server>/api``; the key as a bearer (what this SDK
+    sends for ``api_key`` and ``auth_token``) or as ``x-api-key`` (older SDKs, Claude
+    Code). Every client made is closed after the test, so no pooled socket outlives it."""
+    made: list[anthropic.Anthropic] = []
+
+    def make(server: RunningServer, key: str, *, x_api_key: bool = False) -> anthropic.Anthropic:
+        if x_api_key:
+            client = anthropic.Anthropic(
+                base_url=server.base_url + "/api",
+                api_key=None,
+                auth_token=None,
+                default_headers={"x-api-key": key},
+                max_retries=0,
+            )
+        else:
+            client = anthropic.Anthropic(
+                base_url=server.base_url + "/api", auth_token=key, max_retries=0
+            )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
 def record(server: RunningServer, key: str, generation_id: str) -> dict[str, Any]:
@@ -91,7 +108,7 @@ def spent(server: RunningServer, key: str) -> float:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_messages_whole_and_streamed_are_charged_as_read(
-    database_url: str, tmp_path: Path, config: Path, mode: str
+    database_url: str, tmp_path: Path, config: Path, mode: str, sdk: SDK
 ) -> None:
     model = f"{MODES[mode]}/echo"
     account = create_account(database_url, f"sdk-{mode}@example.com", tmp_path)
@@ -142,6 +159,7 @@ def test_a_tool_use_round_trip(
     mode: str,
     fake_upstream: Upstream,
     anthropic_stub: Upstream,
+    sdk: SDK,
 ) -> None:
     prefix = MODES[mode]
     stub = anthropic_stub if mode == "anthropic" else fake_upstream
@@ -191,7 +209,7 @@ def test_a_tool_use_round_trip(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_refusals_are_the_sdk_error_classes(
-    database_url: str, tmp_path: Path, config: Path, mode: str
+    database_url: str, tmp_path: Path, config: Path, mode: str, sdk: SDK
 ) -> None:
     prefix = MODES[mode]
     account = create_account(database_url, f"errors-{mode}@example.com", tmp_path)

@@ -75,14 +75,14 @@ def test_python_sdks_read_the_catalogue(
             assert refused.value.status_code == 403
             assert "other/x is not allowed for this key" in str(refused.value)
 
-        claude = anthropic.Anthropic(api_key=account.key, base_url=server.base_url + "/api")
-        listed_by_anthropic = list(claude.models.list())
-        assert [model.id for model in listed_by_anthropic] == ids
-        first = listed_by_anthropic[0]
-        assert first.type == "model" and first.display_name == first.id
-        assert first.created_at.tzinfo is not None
-        paged = list(claude.models.list(limit=3))  # after_id paging, page by page
-        assert [model.id for model in paged] == ids
+        with anthropic.Anthropic(api_key=account.key, base_url=server.base_url + "/api") as claude:
+            listed_by_anthropic = list(claude.models.list())
+            assert [model.id for model in listed_by_anthropic] == ids
+            first = listed_by_anthropic[0]
+            assert first.type == "model" and first.display_name == first.id
+            assert first.created_at.tzinfo is not None
+            paged = list(claude.models.list(limit=3))  # after_id paging, page by page
+            assert [model.id for model in paged] == ids
 
-        gpt = openai.OpenAI(api_key=account.key, base_url=server.api)
-        assert [model.id for model in gpt.models.list()] == ids
+        with openai.OpenAI(api_key=account.key, base_url=server.api) as gpt:
+            assert [model.id for model in gpt.models.list()] == ids
