@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelgates import logs, metrics
+from modelgates.alert_delivery import deliver_forever
 from modelgates.api import (
     admin,
     auth_keys,
@@ -277,8 +278,9 @@ def build_app(
 
     The gateway's upstreams come from ``gateway``, else from ``settings.config``
     (a TOML file, read now so that a bad file fails at start-up), else none.
-    ``purge`` runs the background purge (:mod:`modelgates.purge`); by default only
-    when the app opens its own store (so tests that hand in a store opt in).
+    ``purge`` runs the background tasks, the purge (:mod:`modelgates.purge`) and the
+    alerts' delivery (:mod:`modelgates.alert_delivery`); by default only when the app
+    opens its own store (so tests that hand in a store opt in).
     """
     if gateway is None:
         gateway = load_config(settings.config) if settings.config else GatewayConfig()
@@ -300,12 +302,14 @@ def build_app(
             else await open_store(settings.database_url, pool_size=settings.database_pool_size)
         )
         purger: asyncio.Task[None] | None = None
+        deliverer: asyncio.Task[None] | None = None
         try:
             if owned:
                 await active.migrate()
             app.state.services = Services.build(settings, active, clock=clock, gateway=gateway)
             if purge if purge is not None else owned:
                 purger = purge_forever(app.state.services)
+                deliverer = deliver_forever(app.state.services)
             # One pooled upstream client per process, for every proxied request.
             async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30.0),
@@ -315,10 +319,11 @@ def build_app(
                 app.state.http = http
                 yield
         finally:
-            if purger is not None:
-                purger.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await purger
+            for task in (purger, deliverer):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             services = getattr(app.state, "services", None)
             if services is not None:
                 await services.limiter.close()

@@ -10,6 +10,7 @@ from modelgates.oidc import OidcClient, OidcConfig
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
 from modelgates.services.admin import UserAdmin
+from modelgates.services.alerts import AlertService
 from modelgates.services.apps import AppService
 from modelgates.services.audit import AuditLog
 from modelgates.services.auth_codes import AuthCodeService
@@ -54,6 +55,8 @@ class Services:
     """The single sign-on provider, or ``None`` when ``MODELGATES_OIDC_ISSUER`` is unset."""
     admin: UserAdmin
     rotation: KeyRotation
+    alerts: AlertService
+    """Budget alerts: webhook destinations and the outbox's delivery steps."""
 
     @classmethod
     def build(
@@ -70,7 +73,14 @@ class Services:
         audit = AuditLog(store, clock=clock)
         apps = AppService(store, audit, clock=clock)
         keys = KeyService(store, audit, clock=clock)
-        metering = MeteringService(store, clock=clock, ttl_seconds=gateway.reservation_ttl_seconds)
+        alerts = AlertService(store, settings, audit, clock=clock)
+        metering = MeteringService(
+            store,
+            clock=clock,
+            ttl_seconds=gateway.reservation_ttl_seconds,
+            alert_thresholds=settings.alert_threshold_list(),
+            on_alerts=alerts.wake,
+        )
         budget = default_budget(settings)
         return cls(
             settings=settings,
@@ -94,4 +104,5 @@ class Services:
             oidc=OidcClient(oidc_config) if oidc_config else None,
             admin=UserAdmin(store, audit, clock=clock),
             rotation=KeyRotation(store, keys, audit, clock=clock),
+            alerts=alerts,
         )

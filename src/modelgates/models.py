@@ -16,6 +16,12 @@ key            active → exhausted (window spend ≥ limit) → active again wh
 user           active ⇄ disabled (every key of a disabled user is refused,
                401, on every route); its spend counters are always the sum of
                its keys', and its budget bounds them together.
+alert          recorded with the charge that reached its threshold (once per
+               threshold and window) → fanned out into one delivery per
+               destination (payload fixed then).
+delivery       pending → delivered | failed (after the last attempt); a
+               pending one is claimed under a lease, so one process at a time
+               tries it, and a try that crashed is retried once the lease ends.
 =============  ============================================================
 """
 
@@ -332,3 +338,87 @@ class StoredResponse:
     items (a string input as one user message)."""
     response: dict[str, Any]
     """The Response object, as the client received it."""
+
+
+AlertScope = Literal["key_limit", "user_budget"]
+AlertPeriod = Literal["daily", "weekly", "monthly", "total"]
+AlertChannel = Literal["webhook", "email"]
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetAlert:
+    """A threshold of a key's limit or a user's budget that a charge reached, recorded in
+    the charge's transaction (the outbox row)."""
+
+    id: str
+    """``msg_…``: the ``webhook-id`` of every delivery of it (receivers deduplicate by it)."""
+    scope: AlertScope
+    subject: str
+    """The key's hash (``key_limit``) or the user's id (``user_budget``)."""
+    user_id: str
+    key_hash: str
+    """The key whose charge reached the threshold."""
+    threshold: int
+    """Percent of the limit."""
+    period: AlertPeriod
+    window_start: datetime | None
+    """``None`` for a lifetime limit (period ``total``)."""
+    limit: int
+    usage: int
+    """Spend in the window after the charge, nano-dollars."""
+    generation_id: str
+    created_at: datetime
+    payload: str | None = None
+    """The JSON body every delivery sends, fixed when the alert is fanned out."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertToSend:
+    """An alert not yet fanned out, with what its payload and destinations need."""
+
+    alert: BudgetAlert
+    user_email: str
+    key_label: str | None
+    user_webhook: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDelivery:
+    """One alert to one destination, and how its attempts went."""
+
+    id: str
+    alert: BudgetAlert
+    channel: AlertChannel
+    destination: str
+    """A webhook URL or an e-mail address."""
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_http_status: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertAttempt:
+    """One try of a delivery."""
+
+    delivery_id: str
+    number: int
+    attempted_at: datetime
+    http_status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What one try of a claimed delivery came to, as the store records it."""
+
+    http_status: int | None
+    error: str | None
+    delivered: bool
+    next_attempt_at: datetime | None
+    """When to try again; ``None`` with ``delivered`` false: failed for good."""

@@ -16,6 +16,8 @@ one-line message naming the variable (or the file and key).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import math
 import os
@@ -138,6 +140,41 @@ class Settings:
     """how a new user's budget resets: ``daily``, ``weekly`` or ``monthly`` (UTC windows, as
     for keys); unset: never (a lifetime budget). Needs ``MODELGATES_DEFAULT_USER_LIMIT``"""
 
+    alert_thresholds: str = "50,80,100"
+    """comma-separated percentages (1–100) of a key's limit and of a user's budget at which
+    an alert fires, once per threshold and window (empty: no alerts)"""
+    alert_webhook_url: str | None = None
+    """an ``http(s)`` URL every budget alert is posted to (Standard Webhooks); each user's
+    own URL, set on their alerts page, gets their alerts too. Needs
+    ``MODELGATES_ALERT_WEBHOOK_SECRET``"""
+    alert_webhook_secret: str | None = field(default=None, repr=False)
+    """the ``whsec_…`` secret alerts are signed with (``webhook-signature``, HMAC-SHA256);
+    ``modelgates alerts secret`` makes one. Never logged"""
+    alert_webhook_timeout_seconds: float = 10.0
+    """how long one webhook or e-mail delivery may take (0.1–120)"""
+    alert_max_attempts: int = 8
+    """tries of a delivery before it is marked ``failed`` (1–50)"""
+    alert_retry_base_seconds: float = 30.0
+    """the wait after a failed try, doubled at each further failure (capped at 6 hours)"""
+    alert_poll_interval_seconds: float = 5.0
+    """how often the delivery task looks for alerts to send (0: no delivery task)"""
+    alert_private_webhooks: bool = False
+    """let users set webhook URLs on loopback, private or link-local addresses (the
+    operator's own URLs may always point anywhere); off, a user's URL must be ``https``
+    to a public host name or address"""
+    smtp_host: str | None = None
+    """an SMTP server: each user also gets their alerts by e-mail (unset: no e-mail)"""
+    smtp_port: int = 587
+    """the SMTP server's port"""
+    smtp_from: str | None = None
+    """the ``From`` address of alert e-mails (required with the host)"""
+    smtp_starttls: bool = True
+    """upgrade the SMTP connection with STARTTLS before logging in and sending"""
+    smtp_username: str | None = None
+    """the SMTP log-in (unset: no log-in)"""
+    smtp_password: str | None = field(default=None, repr=False)
+    """its password (never logged)"""
+
     def trusted_proxy_networks(self) -> list[str]:
         """:attr:`trusted_proxies` as normalised networks (``10.0.0.1`` → ``10.0.0.1/32``)."""
         entries = [part.strip() for part in (self.trusted_proxies or "").split(",")]
@@ -217,6 +254,7 @@ class Settings:
                 f" networks (CIDR): {exc}"
             ) from exc
         self._check_default_budget()
+        self._check_alerts()
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(
                 f"{ENV_PREFIX}DATABASE_URL must start with sqlite:/// or postgresql://"
@@ -233,6 +271,59 @@ class Settings:
             raise SettingsError(
                 f"{ENV_PREFIX}DEFAULT_USER_LIMIT_RESET needs {ENV_PREFIX}DEFAULT_USER_LIMIT"
             )
+
+    def alert_threshold_list(self) -> tuple[int, ...]:
+        """:attr:`alert_thresholds` as sorted distinct integers."""
+        parts = [part.strip() for part in self.alert_thresholds.split(",") if part.strip()]
+        return tuple(sorted({int(part) for part in parts}))
+
+    def _check_alerts(self) -> None:
+        name = f"{ENV_PREFIX}ALERT_THRESHOLDS"
+        try:
+            thresholds = self.alert_threshold_list()
+        except ValueError as exc:
+            raise SettingsError(f"{name} must be comma-separated integers") from exc
+        if any(not 1 <= value <= 100 for value in thresholds):
+            raise SettingsError(f"{name} must be percentages from 1 to 100")
+        if self.alert_webhook_url is not None:
+            parts = urlsplit(self.alert_webhook_url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise SettingsError(f"{ENV_PREFIX}ALERT_WEBHOOK_URL must be an http(s) URL")
+            if self.alert_webhook_secret is None:
+                raise SettingsError(
+                    f"{ENV_PREFIX}ALERT_WEBHOOK_URL needs {ENV_PREFIX}ALERT_WEBHOOK_SECRET"
+                    " (modelgates alerts secret makes one)"
+                )
+        if self.alert_webhook_secret is not None and not _is_webhook_secret(
+            self.alert_webhook_secret
+        ):
+            raise SettingsError(
+                f"{ENV_PREFIX}ALERT_WEBHOOK_SECRET must be whsec_ and at least 24 bytes of"
+                " base64 (modelgates alerts secret makes one)"
+            )
+        if not (math.isfinite(self.alert_webhook_timeout_seconds)
+                and 0.1 <= self.alert_webhook_timeout_seconds <= 120):  # fmt: skip
+            raise SettingsError(
+                f"{ENV_PREFIX}ALERT_WEBHOOK_TIMEOUT_SECONDS must be between 0.1 and 120"
+            )
+        if not 1 <= self.alert_max_attempts <= 50:
+            raise SettingsError(f"{ENV_PREFIX}ALERT_MAX_ATTEMPTS must be between 1 and 50")
+        if not (math.isfinite(self.alert_retry_base_seconds)
+                and 0.01 <= self.alert_retry_base_seconds <= 3600):  # fmt: skip
+            raise SettingsError(
+                f"{ENV_PREFIX}ALERT_RETRY_BASE_SECONDS must be between 0.01 and 3600"
+            )
+        if not (math.isfinite(self.alert_poll_interval_seconds)
+                and 0 <= self.alert_poll_interval_seconds <= 3600):  # fmt: skip
+            raise SettingsError(
+                f"{ENV_PREFIX}ALERT_POLL_INTERVAL_SECONDS must be between 0 (off) and 3600"
+            )
+        if self.smtp_host is not None and not self.smtp_from:
+            raise SettingsError(f"{ENV_PREFIX}SMTP_HOST needs {ENV_PREFIX}SMTP_FROM")
+        if not 1 <= self.smtp_port <= 65535:
+            raise SettingsError(f"{ENV_PREFIX}SMTP_PORT must be between 1 and 65535")
+        if self.smtp_password is not None and self.smtp_username is None:
+            raise SettingsError(f"{ENV_PREFIX}SMTP_PASSWORD needs {ENV_PREFIX}SMTP_USERNAME")
 
     @property
     def oidc_enabled(self) -> bool:
@@ -290,6 +381,17 @@ def check_issuer(issuer: str) -> None:
         raise SettingsError(f"{name} must have no query, fragment or user information")
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         raise SettingsError(f"{name} must use https (http only on 127.0.0.1, localhost or [::1])")
+
+
+def _is_webhook_secret(secret: str) -> bool:
+    """``whsec_`` then base64 of at least 24 bytes (the Standard Webhooks format)."""
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(key) >= 24
 
 
 def comma_list(text: str | None) -> frozenset[str]:

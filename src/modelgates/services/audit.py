@@ -25,6 +25,7 @@ USER_BUDGET_CHANGED = "user.budget_changed"
 USER_DISABLED = "user.disabled"
 USER_ENABLED = "user.enabled"
 USER_ROLE_CHANGED = "user.role_changed"
+USER_ALERT_WEBHOOK_CHANGED = "user.alert_webhook_changed"
 
 CLI = "cli"
 SYSTEM = "system"

@@ -31,6 +31,7 @@ on any worker applies from the next request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -68,11 +69,19 @@ class MeteringService:
     """Admission and settlement of metered requests against their budgets."""
 
     def __init__(
-        self, store: Store, *, clock: Clock = system_clock, ttl_seconds: float = 900.0
+        self,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        ttl_seconds: float = 900.0,
+        alert_thresholds: Sequence[int] = (),
+        on_alerts: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_seconds)
+        self._thresholds = tuple(alert_thresholds)
+        self._on_alerts = on_alerts
 
     async def admit(self, key: ApiKey, ask: Ask, generation_id: str) -> Ticket:
         """Reserve the worst case of ``ask`` on every budget of ``key``, or raise 403
@@ -115,9 +124,12 @@ class MeteringService:
         return ticket.bound, True
 
     async def settle(self, ticket: Ticket, record: Generation) -> None:
-        """Charge ``record.cost`` (already capped), write the record, drop the reservation."""
-        await self._store.settle(ticket.id, record)
+        """Charge ``record.cost`` (already capped), write the record, drop the reservation,
+        and record the budget alerts the charge fired (same transaction)."""
+        fired = await self._store.settle(ticket.id, record, self._thresholds)
         metrics.SPEND_CHARGED.inc(record.cost)
+        if fired and self._on_alerts is not None:
+            self._on_alerts()
 
     async def release(self, ticket: Ticket) -> None:
         """Drop the reservation without charging."""

@@ -7,6 +7,7 @@ row does so in one transaction, so a crash leaves either all or none of it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +19,13 @@ from modelgates.admission import Ask
 from modelgates.allowlist import Allowlist
 from modelgates.models import (
     Admission,
+    AlertAttempt,
+    AlertChannel,
+    AlertDelivery,
+    AlertToSend,
     ApiKey,
     App,
+    AttemptOutcome,
     AuditEvent,
     AuthCode,
     DaySpend,
@@ -283,12 +289,17 @@ class Store(Protocol):
         delete them here or leave them to the purge."""
         ...
 
-    async def settle(self, reservation_id: str, record: Generation) -> None:
+    async def settle(
+        self, reservation_id: str, record: Generation, thresholds: Sequence[int] = ()
+    ) -> int:
         """In one transaction: add ``record.cost`` to the lifetime and window counters
         (rolling windows over lazily, saturating) of the user and of the key (its
         successor if it was rotated meanwhile), set the key's ``last_used_at``, delete
         the reservation (if still there) and insert the generation record (under that
-        key)."""
+        key); then record a :class:`~modelgates.models.BudgetAlert` for each of
+        ``thresholds`` (percent) that the key's or the user's spend in its limit's
+        current window has reached, unless one is recorded for that window already.
+        Returns how many alerts it recorded."""
         ...
 
     async def release(self, reservation_id: str) -> None:
@@ -339,6 +350,58 @@ class Store(Protocol):
 
     async def delete_response(self, response_id: str, user_id: str) -> bool:
         """Delete the stored response if it is ``user_id``'s; ``False`` if there was none."""
+        ...
+
+    # budget alerts (the outbox ``settle`` writes to) ------------------------
+    async def get_alert_webhook(self, user_id: str) -> str | None:
+        """The webhook URL the user's alerts also go to, or ``None``."""
+        ...
+
+    async def set_alert_webhook(self, user_id: str, url: str | None, now: datetime) -> None:
+        """Set (or, with ``None``, remove) the user's webhook URL."""
+        ...
+
+    async def unsent_alerts(self, limit: int) -> list[AlertToSend]:
+        """Up to ``limit`` alerts not yet fanned out, oldest first."""
+        ...
+
+    async def fan_out(
+        self,
+        alert_id: str,
+        payload: str,
+        destinations: list[tuple[str, AlertChannel, str]],
+        now: datetime,
+    ) -> None:
+        """In one transaction: fix the alert's payload (unless fixed already), add a pending
+        delivery ``(id, channel, destination)`` for each destination it lacks (due at
+        ``now``), and mark the alert fanned out. Idempotent: processes racing on one alert
+        add each destination once."""
+        ...
+
+    async def claim_deliveries(
+        self, now: datetime, lease_until: datetime, token: str, limit: int
+    ) -> list[tuple[AlertDelivery, str]]:
+        """Lease up to ``limit`` pending deliveries due at ``now`` (none leased, or the lease
+        ended) to ``token`` until ``lease_until``, each with its payload; no two processes
+        get the same delivery while its lease runs."""
+        ...
+
+    async def finish_attempt(
+        self, delivery_id: str, token: str, outcome: AttemptOutcome, now: datetime
+    ) -> bool:
+        """Record one try of a delivery leased to ``token`` (its attempt row, its count, its
+        status, its next attempt) and end the lease; ``False`` (nothing written) when the
+        lease is no longer ``token``'s."""
+        ...
+
+    async def list_deliveries(
+        self, *, offset: int, limit: int, user_id: str | None = None
+    ) -> list[AlertDelivery]:
+        """Deliveries newest first (only the alerts of ``user_id`` when given)."""
+        ...
+
+    async def list_attempts(self, delivery_id: str) -> list[AlertAttempt]:
+        """Every try of a delivery, first first."""
         ...
 
 

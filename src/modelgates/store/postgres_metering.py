@@ -9,6 +9,7 @@ processes, and decides while holding them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol, cast
 
@@ -81,17 +82,21 @@ class PostgresMetering:
             refused=refusal,
         )
 
-    async def settle(self: _Host, reservation_id: str, record: Generation) -> None:
+    async def settle(
+        self: _Host, reservation_id: str, record: Generation, thresholds: Sequence[int] = ()
+    ) -> int:
         # One round trip too; modelgates_settle updates the user's row and the key's before
-        # it deletes the reservation and inserts the record (the lock order of 0010).
+        # it deletes the reservation and inserts the record (the lock order of 0010);
+        # modelgates_settle_alerting (0013) then records the alerts the charge fired.
         values = rows.generation_values(record, iso)
         columns = dict(zip(rows.GENERATION_COLUMNS, values, strict=True))
         async with self._pool.acquire() as conn:
-            await conn.execute(
-                "SELECT modelgates_settle($1, $2::jsonb, $3, $4, $5)",
+            fired = await conn.fetchval(
+                "SELECT modelgates_settle_alerting($1, $2::jsonb, $3, $4, $5, $6::integer[])",
                 reservation_id, msgspec.json.encode(columns).decode(),
-                *window_starts(record.created_at),
+                *window_starts(record.created_at), list(thresholds),
             )  # fmt: skip
+        return int(fired)
 
     async def release(self: _Host, reservation_id: str) -> None:
         async with self._pool.acquire() as conn:

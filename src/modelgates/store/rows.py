@@ -16,10 +16,17 @@ import msgspec
 
 from modelgates import allowlist
 from modelgates.models import (
+    AlertAttempt,
+    AlertChannel,
+    AlertDelivery,
+    AlertPeriod,
+    AlertScope,
     ApiKey,
     App,
     AuditEvent,
     AuthCode,
+    BudgetAlert,
+    DeliveryStatus,
     Generation,
     PendingSignIn,
     User,
@@ -423,3 +430,61 @@ ROTATION_MOVES = (
 the new hash filled in: its records, live reservations (its own and its sub-keys'), its
 sub-keys, the keys rotated into it (so every old secret points at the newest), and its
 codes (pending ones it created, and the one it was minted from, for the replay defence)."""
+
+
+ALERT_COLUMNS = (
+    "a.id, a.scope, a.subject, a.user_id, a.key_hash, a.threshold, a.period, a.window_start,"
+    " a.limit_nanos, a.usage_nanos, a.generation_id, a.created_at, a.payload"
+)
+DELIVERY_COLUMNS = (
+    f"{ALERT_COLUMNS}, d.id AS delivery_id, d.channel, d.destination, d.status, d.attempts,"
+    " d.next_attempt_at, d.last_http_status, d.last_error, d.created_at AS delivery_created_at,"
+    " d.updated_at AS delivery_updated_at, d.delivered_at"
+)
+"""A delivery joined with its alert (``alert_deliveries d JOIN budget_alerts a``)."""
+
+
+def alert_from_row(row: Row, ts: TimestampIn) -> BudgetAlert:
+    period = cast("AlertPeriod", row["period"])
+    return BudgetAlert(
+        id=row["id"],
+        scope=cast("AlertScope", row["scope"]),
+        subject=row["subject"],
+        user_id=row["user_id"],
+        key_hash=row["key_hash"],
+        threshold=int(row["threshold"]),
+        period=period,
+        window_start=None if period == "total" else ts(row["window_start"]),
+        limit=int(row["limit_nanos"]),
+        usage=int(row["usage_nanos"]),
+        generation_id=row["generation_id"],
+        created_at=ts(row["created_at"]),
+        payload=row["payload"],
+    )
+
+
+def delivery_from_row(row: Row, ts: TimestampIn) -> AlertDelivery:
+    return AlertDelivery(
+        id=row["delivery_id"],
+        alert=alert_from_row(row, ts),
+        channel=cast("AlertChannel", row["channel"]),
+        destination=row["destination"],
+        status=cast("DeliveryStatus", row["status"]),
+        attempts=int(row["attempts"]),
+        next_attempt_at=_opt(row["next_attempt_at"], ts),
+        last_http_status=row["last_http_status"],
+        last_error=row["last_error"],
+        created_at=ts(row["delivery_created_at"]),
+        updated_at=ts(row["delivery_updated_at"]),
+        delivered_at=_opt(row["delivered_at"], ts),
+    )
+
+
+def attempt_from_row(row: Row, ts: TimestampIn) -> AlertAttempt:
+    return AlertAttempt(
+        delivery_id=row["delivery_id"],
+        number=int(row["number"]),
+        attempted_at=ts(row["attempted_at"]),
+        http_status=row["http_status"],
+        error=row["error"],
+    )

@@ -9,7 +9,7 @@ across processes too; a settlement charges the key and its user in one transacti
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -18,6 +18,7 @@ from modelgates.admission import Ask, Budget, Scope, decide
 from modelgates.models import Admission, ApiKey, Generation, UsageAudit, User
 from modelgates.store import rows
 from modelgates.store.base import from_iso, iso
+from modelgates.store.sqlite_alerts import record_alerts
 from modelgates.windows import window_starts
 
 T = TypeVar("T")
@@ -131,13 +132,15 @@ class SqliteMetering:
 
         return await self._write(admit)
 
-    async def settle(self: _Host, reservation_id: str, record: Generation) -> None:
+    async def settle(
+        self: _Host, reservation_id: str, record: Generation, thresholds: Sequence[int] = ()
+    ) -> int:
         day, week, month = window_starts(record.created_at)
         values = rows.generation_values(record, iso)
         charge = {"c": record.cost, "day": iso(day), "week": iso(week), "month": iso(month),
                   "now": iso(record.created_at)}  # fmt: skip
 
-        def apply(conn: sqlite3.Connection) -> None:
+        def apply(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
             # The key that was charged, or its successor if it was rotated meanwhile.
             (target,) = conn.execute(
@@ -152,8 +155,13 @@ class SqliteMetering:
             )
             conn.execute(_ADD_CHARGE_TO_KEY, {**charge, "hash": target})
             conn.execute(_ADD_CHARGE_TO_USER, {**charge, "id": record.user_id})
+            if not thresholds:
+                return 0
+            return record_alerts(
+                conn, record, key_in(conn, target), user_in(conn, record.user_id), thresholds
+            )
 
-        await self._write(apply)
+        return await self._write(apply)
 
     async def release(self: _Host, reservation_id: str) -> None:
         await self._write(
