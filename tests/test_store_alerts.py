@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from modelgates.models import AttemptOutcome, BudgetAlert, User
+from modelgates.models import AlertChannel, AttemptOutcome, BudgetAlert, User
 from modelgates.store import Store, open_store
 from tests.test_store import add_user, make_key, make_record
 
 THRESHOLDS = (50, 80, 100)
+Destination = tuple[str, AlertChannel, str]
 TUESDAY = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
 
 
@@ -18,8 +19,8 @@ async def fired(store: Store, user: User) -> list[BudgetAlert]:
     """Every alert of the user, fanned out (with no destination) so they can be listed."""
     found = await store.unsent_alerts(1000)
     for item in found:
-        hook = ("dlv_" + item.alert.id, "webhook", "https://example.com/hook")
-        await store.fan_out(item.alert.id, "{}", [hook], TUESDAY)  # type: ignore[list-item]
+        hook: Destination = ("dlv_" + item.alert.id, "webhook", "https://example.com/hook")
+        await store.fan_out(item.alert.id, "{}", [hook], TUESDAY)
     deliveries = await store.list_deliveries(offset=0, limit=1000, user_id=user.id)
     return sorted((d.alert for d in deliveries), key=lambda a: (a.created_at, a.threshold))
 
@@ -103,9 +104,12 @@ async def test_claims_lease_deliveries_and_attempts_are_recorded(store: Store) -
     await store.settle("r", make_record(key, 50, TUESDAY), THRESHOLDS)
     (item,) = await store.unsent_alerts(10)
     assert item.user_email == user.email and item.key_label == key.label
-    destinations = [("dlv_a", "webhook", "https://a.example/h"), ("dlv_b", "email", user.email)]
-    await store.fan_out(item.alert.id, '{"x": 1}', destinations, TUESDAY)  # type: ignore[list-item]
-    await store.fan_out(item.alert.id, '{"x": 2}', destinations, TUESDAY)  # type: ignore[list-item]
+    destinations: list[Destination] = [
+        ("dlv_a", "webhook", "https://a.example/h"),
+        ("dlv_b", "email", user.email),
+    ]
+    await store.fan_out(item.alert.id, '{"x": 1}', destinations, TUESDAY)
+    await store.fan_out(item.alert.id, '{"x": 2}', destinations, TUESDAY)
     assert await store.unsent_alerts(10) == []
 
     lease = TUESDAY + timedelta(seconds=30)
@@ -151,8 +155,8 @@ async def test_a_crashed_claim_is_claimed_again_once_its_lease_ends(store: Store
     alerts = await store.unsent_alerts(10)
     assert len(alerts) == 3
     for number, item in enumerate(alerts):
-        await store.fan_out(item.alert.id, "{}", [(f"dlv_{number}", "webhook", "https://h")],
-                            TUESDAY)  # fmt: skip
+        hook: Destination = (f"dlv_{number}", "webhook", "https://h")
+        await store.fan_out(item.alert.id, "{}", [hook], TUESDAY)
     lease = TUESDAY + timedelta(seconds=30)
     assert len(await store.claim_deliveries(TUESDAY, lease, "dead", 2)) == 2
     longer = lease + timedelta(seconds=60)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import smtplib
 import ssl
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import httpx
@@ -50,7 +51,7 @@ async def _try(
     error: str | None = None
     try:
         if delivery.channel == "webhook":
-            status, error = await _post(settings, http, delivery, payload, services)
+            status, error = await _post(settings, http, delivery, payload)
         else:
             await asyncio.to_thread(_send_mail, settings, delivery, payload)
     except Exception as exc:  # every failure is recorded and retried, none stops the task
@@ -72,12 +73,13 @@ async def _post(
     http: httpx.AsyncClient,
     delivery: AlertDelivery,
     payload: str,
-    services: Services,
 ) -> tuple[int | None, str | None]:
     secret = settings.alert_webhook_secret
     if secret is None:
         return None, "MODELGATES_ALERT_WEBHOOK_SECRET is not set: cannot sign"
-    headers = signed_headers(secret, delivery.alert.id, payload, services.clock())
+    # The wall clock, not the services' clock: receivers compare webhook-timestamp with
+    # theirs to refuse replays.
+    headers = signed_headers(secret, delivery.alert.id, payload, datetime.now(UTC))
     answer = await http.post(delivery.destination, content=payload.encode(), headers=headers)
     if 200 <= answer.status_code < 300:
         return answer.status_code, None

@@ -330,10 +330,12 @@ def make_app(record: list[Recorded]) -> Starlette:
 
 
 @contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port for the duration of the block; yields its base URL."""
+def serving(app: Starlette, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` on a loopback port (default: a free one) for the duration of the block;
+    yields its base URL."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
     server = uvicorn.Server(config)
