@@ -23,6 +23,7 @@ from modelgates import logs, metrics
 from modelgates.alert_delivery import deliver_forever
 from modelgates.api import (
     admin,
+    alerts,
     auth_keys,
     credits,
     generation,
@@ -95,6 +96,9 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/admin/keys", admin.list_keys, methods=["GET"]),
         Route(f"{API}/admin/audit", admin.list_events, methods=["GET"]),
         Route(f"{API}/admin/spend", admin.spend_per_day, methods=["GET"]),
+        Route(f"{API}/admin/alerts", alerts.list_deliveries, methods=["GET"]),
+        Route(f"{API}/admin/users/{{user_id}}/alert-webhook", alerts.get_webhook, methods=["GET"]),
+        Route(f"{API}/admin/users/{{user_id}}/alert-webhook", alerts.set_webhook, methods=["PUT"]),
         Route(f"{API}/models", models.list_models, methods=["GET"]),
         Route(f"{API}/models/count", models.count_models, methods=["GET"]),
         Route(f"{API}/models/user", models.list_user_models, methods=["GET"]),

@@ -43,7 +43,7 @@ class UpdateUserBody(msgspec.Struct, forbid_unknown_fields=False):
     role: Role | msgspec.UnsetType = msgspec.UNSET
 
 
-def _number(request: Request, name: str, default: int, low: int, high: int) -> int:
+def number_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -52,7 +52,7 @@ def _number(request: Request, name: str, default: int, low: int, high: int) -> i
     return int(raw)
 
 
-async def _admin(request: Request) -> tuple[Services, ApiKey, User]:
+async def admin_caller(request: Request) -> tuple[Services, ApiKey, User]:
     """The services, the caller's management key and its admin user; 401 or 403 else."""
     svc = services(request)
     key = await svc.keys.authenticate_management(request.headers.get("authorization"))
@@ -84,9 +84,9 @@ def event_view(event: AuditEvent) -> dict[str, Any]:
 
 
 async def list_users(request: Request) -> Response:
-    svc, _, _ = await _admin(request)
+    svc, _, _ = await admin_caller(request)
     search = request.query_params.get("search")
-    offset = _number(request, "offset", 0, 0, MAX_OFFSET)
+    offset = number_param(request, "offset", 0, 0, MAX_OFFSET)
     found = await svc.admin.users(search=search, offset=offset)
     now = svc.clock()
     return JSONResponse({"data": [user_view(summary, now) for summary in found]})
@@ -100,12 +100,12 @@ async def _user_answer(svc: Services, user: User) -> Response:
 
 
 async def get_user(request: Request) -> Response:
-    svc, _, _ = await _admin(request)
+    svc, _, _ = await admin_caller(request)
     return await _user_answer(svc, await svc.admin.get(request.path_params["user_id"]))
 
 
 async def update_user(request: Request) -> Response:
-    svc, key, admin = await _admin(request)
+    svc, key, admin = await admin_caller(request)
     body = await read_json(request, UpdateUserBody, svc.settings.max_body_bytes)
     user = await svc.admin.get(request.path_params["user_id"])
     change = Change(
@@ -121,14 +121,14 @@ async def update_user(request: Request) -> Response:
 
 
 async def list_keys(request: Request) -> Response:
-    svc, _, _ = await _admin(request)
-    offset = _number(request, "offset", 0, 0, MAX_OFFSET)
+    svc, _, _ = await admin_caller(request)
+    offset = number_param(request, "offset", 0, 0, MAX_OFFSET)
     return JSONResponse({"data": await _key_views(svc, await svc.admin.every_key(offset=offset))})
 
 
 async def list_events(request: Request) -> Response:
-    svc, _, _ = await _admin(request)
-    limit = _number(request, "limit", 100, 1, MAX_EVENTS)
+    svc, _, _ = await admin_caller(request)
+    limit = number_param(request, "limit", 100, 1, MAX_EVENTS)
     user_id = request.query_params.get("user_id") or None
     key_hash = (request.query_params.get("key_hash") or "").strip().lower() or None
     events = await svc.admin.events(user_id=user_id, key_hash=key_hash, limit=limit)
@@ -136,8 +136,8 @@ async def list_events(request: Request) -> Response:
 
 
 async def spend_per_day(request: Request) -> Response:
-    svc, _, _ = await _admin(request)
-    days = _number(request, "days", 30, 1, MAX_SPEND_DAYS)
+    svc, _, _ = await admin_caller(request)
+    days = number_param(request, "days", 30, 1, MAX_SPEND_DAYS)
     found = await svc.admin.spend_per_day(days)
     return JSONResponse(
         {"data": [{"date": d.day.isoformat(), "spend": to_usd(d.cost), "requests": d.requests}

@@ -1,5 +1,5 @@
 """The ``modelgates`` command: run the server, administer it on its database (users,
-keys, apps, the database, the audit trail), and log a terminal in to a server.
+keys, apps, the database, the audit trail, budget alerts), and log a terminal in to a server.
 
 One module per command group; this one only assembles them.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from modelgates.cli._common import redact_url
+from modelgates.cli.alerts import alerts
 from modelgates.cli.apps import apps
 from modelgates.cli.audit import audit_trail
 from modelgates.cli.db import db
@@ -26,5 +27,5 @@ def main() -> None:
     """ModelGates: an LLM gateway that hands out user-controlled API keys (OAuth PKCE)."""
 
 
-for command in (serve, users, keys, apps, db, audit_trail, login, whoami):
+for command in (serve, users, keys, apps, db, audit_trail, alerts, login, whoami):
     main.add_command(command)
