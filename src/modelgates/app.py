@@ -47,7 +47,7 @@ from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
 from modelgates.web import admin as admin_pages
-from modelgates.web import consent, key_pages, signin
+from modelgates.web import alert_pages, consent, key_pages, signin
 from modelgates.web import oidc as sign_on_pages
 from modelgates.web.templates import STATIC
 
@@ -138,6 +138,8 @@ def page_routes() -> list[BaseRoute]:
             include_in_schema=False,
         ),
         Route("/keys", key_pages.keys_page, methods=["GET"], include_in_schema=False),
+        Route("/alerts", alert_pages.alerts_page, methods=["GET"], include_in_schema=False),
+        Route("/alerts", alert_pages.alerts_save, methods=["POST"], include_in_schema=False),
         Route("/keys", key_pages.keys_create, methods=["POST"], include_in_schema=False),
         Route(
             "/keys/{key_hash}/rotate",
@@ -166,6 +168,7 @@ def admin_page_routes() -> list[BaseRoute]:
         ("/admin/users/{user_id}/role", admin_pages.user_role, "POST"),
         ("/admin/keys", admin_pages.keys_page, "GET"),
         ("/admin/audit", admin_pages.audit_page, "GET"),
+        ("/admin/alerts", admin_pages.alerts_page, "GET"),
     ]
     return [
         Route(path, handler, methods=[method], include_in_schema=False)

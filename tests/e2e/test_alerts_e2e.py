@@ -78,12 +78,12 @@ async def test_an_alert_survives_sigkill_and_is_delivered_once_after_restart(
         "--limit-reset", "daily", database_url=database_url, cwd=tmp_path,
     ).strip()  # fmt: skip
     with serve(database_url, tmp_path, env=env, config=config_file) as server:
-        answer = httpx.post(
-            server.api + "/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"model": "test/echo", "messages": MESSAGES, "max_tokens": 10},
-            timeout=30,
-        )
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.post(
+                server.api + "/chat/completions",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"model": "test/echo", "messages": MESSAGES, "max_tokens": 10},
+            )
         assert answer.status_code == 200, answer.text
         # The receiver is down: the first try fails and is recorded.
         (failing,) = await wait_for(database_url, lambda f: f and f[0].attempts >= 1, "a try")
@@ -114,9 +114,10 @@ async def test_an_alert_survives_sigkill_and_is_delivered_once_after_restart(
             database_url=database_url, cwd=tmp_path,
         ).strip()  # fmt: skip
         cli("users", "update", account.email, "--admin", database_url=database_url, cwd=tmp_path)
-        api = httpx.get(
-            server.api + "/admin/alerts", headers={"Authorization": f"Bearer {admin_key}"}
-        )
+        async with httpx.AsyncClient(timeout=30) as http:
+            api = await http.get(
+                server.api + "/admin/alerts", headers={"Authorization": f"Bearer {admin_key}"}
+            )
         assert api.status_code == 200, api.text
         (view,) = api.json()["data"]
         assert (view["id"], view["status"], view["last_http_status"]) == (done.id, "delivered", 200)

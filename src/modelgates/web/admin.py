@@ -209,3 +209,15 @@ async def audit_page(request: Request) -> Response:
         "admin_audit.html",
         {**base_context(who), "events": events, "user_id": user_id, "key_hash": key_hash},
     )
+
+
+async def alerts_page(request: Request) -> Response:
+    """Budget alert deliveries and how their tries went (status, HTTP, error, next try)."""
+    who = await _admin(request)
+    if isinstance(who, Response):
+        return who
+    user_id = request.query_params.get("user_id", "").strip()[:200] or None
+    found = await services(request).alerts.deliveries(limit=200, user_id=user_id)
+    return render(
+        "admin_alerts.html", {**base_context(who), "deliveries": found, "user_id": user_id}
+    )
