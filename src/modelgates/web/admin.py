@@ -211,6 +211,7 @@ async def audit_page(request: Request) -> Response:
     )
 
 
+@page
 async def alerts_page(request: Request) -> Response:
     """Budget alert deliveries and how their tries went (status, HTTP, error, next try)."""
     who = await _admin(request)
