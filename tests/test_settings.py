@@ -180,6 +180,20 @@ def test_every_field_has_an_environment_variable(tmp_path: Path) -> None:
         "MODELGATES_PASSWORD_LOGIN": "false",
         "MODELGATES_DEFAULT_USER_LIMIT": "50",
         "MODELGATES_DEFAULT_USER_LIMIT_RESET": "monthly",
+        "MODELGATES_ALERT_THRESHOLDS": "75, 90",
+        "MODELGATES_ALERT_WEBHOOK_URL": "https://hooks.example.com/all",
+        "MODELGATES_ALERT_WEBHOOK_SECRET": "whsec_" + "QUJD" * 8,
+        "MODELGATES_ALERT_WEBHOOK_TIMEOUT_SECONDS": "3",
+        "MODELGATES_ALERT_MAX_ATTEMPTS": "4",
+        "MODELGATES_ALERT_RETRY_BASE_SECONDS": "1.5",
+        "MODELGATES_ALERT_POLL_INTERVAL_SECONDS": "0",
+        "MODELGATES_ALERT_PRIVATE_WEBHOOKS": "true",
+        "MODELGATES_SMTP_HOST": "smtp.example.com",
+        "MODELGATES_SMTP_PORT": "2525",
+        "MODELGATES_SMTP_FROM": "gateway@example.com",
+        "MODELGATES_SMTP_STARTTLS": "false",
+        "MODELGATES_SMTP_USERNAME": "gateway",
+        "MODELGATES_SMTP_PASSWORD": "smtp-secret",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
@@ -470,3 +484,34 @@ def test_a_bad_server_table_names_the_file_and_key(
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({}, config_path=str(path))
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MODELGATES_ALERT_THRESHOLDS": "50,x"}, "ALERT_THRESHOLDS must be comma-separated"),
+        ({"MODELGATES_ALERT_THRESHOLDS": "0,50"}, "percentages from 1 to 100"),
+        (
+            {"MODELGATES_ALERT_WEBHOOK_URL": "https://h.example/x"},
+            "needs MODELGATES_ALERT_WEBHOOK_SECRET",
+        ),
+        ({"MODELGATES_ALERT_WEBHOOK_SECRET": "hunter2"}, "must be whsec_"),
+        ({"MODELGATES_ALERT_WEBHOOK_SECRET": "whsec_QUJD"}, "at least 24 bytes"),
+        ({"MODELGATES_ALERT_MAX_ATTEMPTS": "0"}, "between 1 and 50"),
+        ({"MODELGATES_SMTP_HOST": "smtp.example.com"}, "needs MODELGATES_SMTP_FROM"),
+        ({"MODELGATES_SMTP_PASSWORD": "p"}, "needs MODELGATES_SMTP_USERNAME"),
+    ],
+)
+def test_bad_alert_settings_are_refused_without_echoing_secrets(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message) as caught:
+        Settings.from_env(env)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_alert_secrets_stay_out_of_the_settings_repr() -> None:
+    secret = "whsec_" + "QUJD" * 8
+    settings = Settings(alert_webhook_secret=secret, smtp_username="u", smtp_password="pw-9")
+    assert secret not in repr(settings) and "pw-9" not in repr(settings)
+    assert Settings().alert_threshold_list() == (50, 80, 100)
