@@ -9,6 +9,7 @@ from modelgates.gateway.metered import MeteredGateway
 from modelgates.oidc import OidcClient, OidcConfig
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
+from modelgates.services.activity import ActivityService
 from modelgates.services.admin import UserAdmin
 from modelgates.services.apps import AppService
 from modelgates.services.audit import AuditLog
@@ -54,6 +55,8 @@ class Services:
     """The single sign-on provider, or ``None`` when ``MODELGATES_OIDC_ISSUER`` is unset."""
     admin: UserAdmin
     rotation: KeyRotation
+    activity: ActivityService
+    """Usage history: the daily rollup and the recent records."""
 
     @classmethod
     def build(
@@ -94,4 +97,5 @@ class Services:
             oidc=OidcClient(oidc_config) if oidc_config else None,
             admin=UserAdmin(store, audit, clock=clock),
             rotation=KeyRotation(store, keys, audit, clock=clock),
+            activity=ActivityService(store, gateway, clock=clock),
         )

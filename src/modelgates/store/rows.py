@@ -412,6 +412,7 @@ def successor_insert(new_hash: str, updated_at: str) -> str:
 
 ROTATION_MOVES = (
     "UPDATE generations SET key_hash = {new} WHERE key_hash = {old}",
+    "UPDATE usage_daily SET key_hash = {new} WHERE key_hash = {old}",
     "UPDATE reservations SET key_hash = {new} WHERE key_hash = {old}",
     "UPDATE reservations SET parent_key_hash = {new} WHERE parent_key_hash = {old}",
     "UPDATE api_keys SET parent_key_hash = {new} WHERE parent_key_hash = {old}",
@@ -420,6 +421,6 @@ ROTATION_MOVES = (
     "UPDATE auth_codes SET minted_key_hash = {new} WHERE minted_key_hash = {old}",
 )
 """What moves from a rotated key to its successor, with the placeholders of the old and
-the new hash filled in: its records, live reservations (its own and its sub-keys'), its
+the new hash filled in: its records and their daily rollup, live reservations (its own and its sub-keys'), its
 sub-keys, the keys rotated into it (so every old secret points at the newest), and its
 codes (pending ones it created, and the one it was minted from, for the replay defence)."""
