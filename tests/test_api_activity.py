@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from openrouter import components
 
 from modelgates import tokens
 from modelgates.container import Services
@@ -73,6 +74,9 @@ async def activity(
     assert set(body) == {"data"}
     for item in body["data"]:
         assert set(item) == ITEM_FIELDS
+    # The official SDK's own model parses it (every required field, every type).
+    parsed = components.ActivityResponse.model_validate(body)
+    assert [item.date_ for item in parsed.data] == [item["date"] for item in body["data"]]
     data: list[dict[str, Any]] = body["data"]
     return data
 
@@ -173,7 +177,8 @@ async def test_metered_requests_reach_the_rollup(
     assert data[0]["requests"] == 3
     assert to_nanos(data[0]["usage"]) == sum(one.cost for one in records if one) > 0
     assert data[0]["prompt_tokens"] == sum(one.prompt_tokens for one in records if one)
-    assert data[0]["provider_name"] == "Fake upstream" or data[0]["provider_name"]
+    assert data[0]["provider_name"] == "fake"
+    assert data[0]["endpoint_id"] == "fake/echo"
 
 
 async def test_date_filter_gives_that_day_only(

@@ -373,6 +373,7 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/admin/keys",
         "/admin/audit",
         "/admin/spend",
+        "/activity",
     }
 
 
