@@ -308,9 +308,7 @@ async def test_the_migration_backfills_the_rollup_from_the_records(
     store = await open_store(empty_database_url)
     try:
         await store.migrate()
-        services = Services.build(
-            Settings(), store, clock=lambda: NOW
-        )
+        services = Services.build(Settings(), store, clock=lambda: NOW)
         account = await make_account(services)
         key = await key_of(services, account)
         made = [record(key, NOW - timedelta(days=d, minutes=m), 10 * d + m + 1)
@@ -334,15 +332,15 @@ async def _undo_migration_0012(url: str) -> None:
         "DELETE FROM schema_migrations WHERE name = '0012_usage_daily'",
     ]
     if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            conn.execute("DROP TRIGGER usage_daily_add_generation")
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as lite:
+            lite.execute("DROP TRIGGER usage_daily_add_generation")
             for statement in undo:
-                conn.execute(statement)
+                lite.execute(statement)
         return
-    conn = await asyncpg.connect(url)
+    pg = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP FUNCTION modelgates_usage_daily_add() CASCADE")
+        await pg.execute("DROP FUNCTION modelgates_usage_daily_add() CASCADE")
         for statement in undo:
-            await conn.execute(statement)
+            await pg.execute(statement)
     finally:
-        await conn.close()
+        await pg.close()

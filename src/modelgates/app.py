@@ -45,8 +45,8 @@ from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
-from modelgates.web import admin as admin_pages
 from modelgates.web import activity as activity_pages
+from modelgates.web import admin as admin_pages
 from modelgates.web import consent, home, key_pages, signin
 from modelgates.web import oidc as sign_on_pages
 from modelgates.web.templates import STATIC

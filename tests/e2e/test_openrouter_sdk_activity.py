@@ -80,4 +80,6 @@ def test_sdk_reads_the_activity_of_real_requests(
         assert bad.value.data.error.code == 400
         with pytest.raises(errors.ForbiddenResponseError) as forbidden:
             client.analytics.get_user_activity()
-        assert forbidden.value.data.error.message == "Only management keys can perform this operation"
+        assert (
+            forbidden.value.data.error.message == "Only management keys can perform this operation"
+        )

@@ -421,6 +421,7 @@ ROTATION_MOVES = (
     "UPDATE auth_codes SET minted_key_hash = {new} WHERE minted_key_hash = {old}",
 )
 """What moves from a rotated key to its successor, with the placeholders of the old and
-the new hash filled in: its records and their daily rollup, live reservations (its own and its sub-keys'), its
-sub-keys, the keys rotated into it (so every old secret points at the newest), and its
-codes (pending ones it created, and the one it was minted from, for the replay defence)."""
+the new hash filled in: its records and their daily rollup, live reservations (its own
+and its sub-keys'), its sub-keys, the keys rotated into it (so every old secret points at
+the newest), and its codes (pending ones it created, and the one it was minted from, for
+the replay defence)."""

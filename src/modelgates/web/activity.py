@@ -20,9 +20,9 @@ from modelgates.errors import BadRequest
 from modelgates.models import Generation, UsageDay
 from modelgates.services.activity import (
     EXPORT_LIMIT,
-    GroupBy,
     PERIODS,
     RECENT_LIMIT,
+    GroupBy,
     parse_group,
     parse_period,
 )

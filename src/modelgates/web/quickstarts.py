@@ -41,7 +41,7 @@ def quick_starts(base_url: str, model: str) -> list[QuickStart]:
         "from openai import OpenAI\n\n"
         f"client = OpenAI(base_url={_py(api)}, api_key=os.environ[{_py(KEY_VARIABLE)}])\n"
         "reply = client.chat.completions.create(\n"
-        f"    model={_py(model)}, messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}]\n"
+        f'    model={_py(model)}, messages=[{{"role": "user", "content": "Hello!"}}]\n'
         ")\n"
         "print(reply.choices[0].message.content)"
     )
