@@ -213,3 +213,18 @@ async def test_front_page_signed_in_has_keys_budget_and_quick_starts(
     assert "<code>test/echo</code>" in html  # the models they may use
     assert 'href="/" aria-current="page"' in html
     assert "sk-mg-v1-" + "0" * 8 not in html and account.key not in html  # no secret shown
+
+
+def test_chart_axis_reads_in_round_amounts() -> None:
+    from datetime import date
+
+    from modelgates.web.chart import nice_step, stacked_bars
+
+    assert [nice_step(n) for n in (1, 4, 5, 40_000, 39_999, 40_001, 10**9)] == [
+        1, 1, 2, 10_000, 10_000, 20_000, 500_000_000
+    ]  # fmt: skip
+    svg = stacked_bars([date(2026, 3, 1)], ["m"], {(date(2026, 3, 1), "m"): 24_000}, title="t")
+    assert ">$0.00001<" in svg and ">$0.00004<" in svg and ">$0<" in svg
+    assert svg.count('class="bar series-0"') == 1
+    empty = stacked_bars([date(2026, 3, 1)], [], {}, title="t")
+    assert "<rect" not in empty

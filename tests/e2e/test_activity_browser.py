@@ -74,9 +74,7 @@ def shots(page: Page, name: str, directory: Path) -> None:
     """Screenshots at both widths; each non-trivial, and none wider than its viewport."""
     for label, (width, height) in VIEWPORTS.items():
         page.set_viewport_size({"width": width, "height": height})
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - window.innerWidth"
-        )
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {label} width"
         path = directory / f"{name}-{label}.png"
         page.screenshot(path=str(path), full_page=True)
@@ -111,9 +109,9 @@ def test_front_page_and_usage_page_in_chromium(
         outside: list[str] = []
         visitor.on(
             "request",
-            lambda request: outside.append(request.url)
-            if not request.url.startswith(server.base_url)
-            else None,
+            lambda request: (
+                outside.append(request.url) if not request.url.startswith(server.base_url) else None
+            ),
         )
         visitor.goto(server.base_url + "/")
         expect(visitor.locator("h1")).to_contain_text("ModelGates")
@@ -129,9 +127,9 @@ def test_front_page_and_usage_page_in_chromium(
         page = signed_in_page(browser, server.base_url, EMAIL, PASSWORD)
         page.on(
             "request",
-            lambda request: outside.append(request.url)
-            if not request.url.startswith(server.base_url)
-            else None,
+            lambda request: (
+                outside.append(request.url) if not request.url.startswith(server.base_url) else None
+            ),
         )
         page.get_by_role("link", name="Home").click()
         expect(page.locator("h1")).to_have_text("Welcome back")

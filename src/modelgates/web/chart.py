@@ -21,7 +21,7 @@ OTHER = "Other"
 
 WIDTH = 720
 HEIGHT = 260
-_LEFT = 56  # room for the axis labels
+_LEFT = 76  # room for the axis labels
 _RIGHT = 8
 _TOP = 12
 _BOTTOM = 28
@@ -52,12 +52,21 @@ def legend(series: Sequence[str], spend: dict[tuple[date, str], int]) -> list[Le
 
 
 def _usd_label(nanos: int) -> str:
-    usd = to_usd(nanos)
-    if usd == 0:
+    """``$12.50``, or as many decimals as a fraction of a cent needs (``$0.00002``)."""
+    if nanos == 0:
         return "$0"
-    if usd < 0.01:
-        return f"${usd:.4f}".rstrip("0")
-    return f"${usd:,.2f}"
+    usd = to_usd(nanos)
+    if usd >= 0.01:
+        return f"${usd:,.2f}"
+    return "$" + f"{usd:.9f}".rstrip("0")
+
+
+def nice_step(top: int, lines: int = 4) -> int:
+    """The grid step (nano-dollars): 1, 2 or 5 times a power of ten, ``lines`` of which
+    reach ``top`` or beyond, so the axis reads in round amounts."""
+    raw = max(1, -(-top // lines))
+    magnitude = 10 ** (len(str(raw)) - 1)
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
 
 
 def stacked_bars(
@@ -80,7 +89,9 @@ def stacked_bars(
         if other:
             stack.append((OTHER, "series-other", other))
         per_day.append([part for part in stack if part[2] > 0])
-    top = max((sum(part[2] for part in stack) for stack in per_day), default=0)
+    most = max((sum(part[2] for part in stack) for stack in per_day), default=0)
+    step = nice_step(most, _GRID_LINES)
+    top = step * _GRID_LINES if most else 0
     plot_w = WIDTH - _LEFT - _RIGHT
     plot_h = HEIGHT - _TOP - _BOTTOM
     scale = plot_h / top if top else 0.0
@@ -93,7 +104,7 @@ def stacked_bars(
     ]
     for i in range(_GRID_LINES + 1):
         y = _TOP + plot_h - plot_h * i / _GRID_LINES
-        value = round(top * i / _GRID_LINES)
+        value = step * i if most else 0
         out.append(
             f'<line class="grid" x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
         )
