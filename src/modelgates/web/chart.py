@@ -65,7 +65,7 @@ def nice_step(top: int, lines: int = 4) -> int:
     """The grid step (nano-dollars): 1, 2 or 5 times a power of ten, ``lines`` of which
     reach ``top`` or beyond, so the axis reads in round amounts."""
     raw = max(1, -(-top // lines))
-    magnitude = 10 ** (len(str(raw)) - 1)
+    magnitude: int = 10 ** (len(str(raw)) - 1)
     return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
 
 
