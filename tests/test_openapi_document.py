@@ -375,6 +375,7 @@ def test_bearer_is_needed_only_where_the_code_asks_for_it() -> None:
         "/admin/spend",
         "/admin/alerts",
         "/admin/users/{user_id}/alert-webhook",
+        "/activity",
     }
 
 

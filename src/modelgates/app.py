@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelgates import logs, metrics
 from modelgates.alert_delivery import deliver_forever
 from modelgates.api import (
+    activity,
     admin,
     alerts,
     auth_keys,
@@ -46,8 +47,9 @@ from modelgates.purge import purge_forever
 from modelgates.services import Clock, system_clock
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store
+from modelgates.web import activity as activity_pages
 from modelgates.web import admin as admin_pages
-from modelgates.web import alert_pages, consent, key_pages, signin
+from modelgates.web import alert_pages, consent, home, key_pages, signin
 from modelgates.web import oidc as sign_on_pages
 from modelgates.web.templates import STATIC
 
@@ -90,6 +92,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/embeddings", openai.embeddings, methods=["POST"]),
         Route(f"{API}/generation", generation.get_generation, methods=["GET"]),
         Route(f"{API}/credits", credits.get_credits, methods=["GET"]),
+        Route(f"{API}/activity", activity.get_activity, methods=["GET"]),
         Route(f"{API}/admin/users", admin.list_users, methods=["GET"]),
         Route(f"{API}/admin/users/{{user_id}}", admin.get_user, methods=["GET"]),
         Route(f"{API}/admin/users/{{user_id}}", admin.update_user, methods=["PATCH"]),
@@ -134,6 +137,17 @@ def page_routes() -> list[BaseRoute]:
         Route(
             "/auth/oidc/callback",
             sign_on_pages.callback,
+            methods=["GET"],
+            include_in_schema=False,
+        ),
+        Route("/", home.front_page, methods=["GET"], include_in_schema=False),
+        Route("/activity", activity_pages.usage_page, methods=["GET"], include_in_schema=False),
+        Route(
+            "/activity/days.csv", activity_pages.days_csv, methods=["GET"], include_in_schema=False
+        ),
+        Route(
+            "/activity/generations.csv",
+            activity_pages.generations_csv,
             methods=["GET"],
             include_in_schema=False,
         ),

@@ -9,6 +9,7 @@ from modelgates.gateway.metered import MeteredGateway
 from modelgates.oidc import OidcClient, OidcConfig
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
+from modelgates.services.activity import ActivityService
 from modelgates.services.admin import UserAdmin
 from modelgates.services.alerts import AlertService
 from modelgates.services.apps import AppService
@@ -57,6 +58,8 @@ class Services:
     rotation: KeyRotation
     alerts: AlertService
     """Budget alerts: webhook destinations and the outbox's delivery steps."""
+    activity: ActivityService
+    """Usage history: the daily rollup and the recent records."""
 
     @classmethod
     def build(
@@ -105,4 +108,5 @@ class Services:
             admin=UserAdmin(store, audit, clock=clock),
             rotation=KeyRotation(store, keys, audit, clock=clock),
             alerts=alerts,
+            activity=ActivityService(store, gateway, clock=clock),
         )

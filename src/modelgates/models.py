@@ -313,6 +313,26 @@ class DaySpend:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageDay:
+    """One row of the daily usage rollup: what one key spent on one UTC day on one
+    model through one provider (the sums of those generation records, kept after the
+    records themselves are purged)."""
+
+    day: date
+    key_hash: str
+    model: str
+    provider: str
+    upstream_model: str
+    requests: int
+    cost: int
+    """Nano-dollars."""
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cached_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class UsageAudit:
     """A key's ledger, for checking ``usage == sum(generations)``."""
 

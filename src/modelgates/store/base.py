@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +34,7 @@ from modelgates.models import (
     ProviderIdentity,
     StoredResponse,
     UsageAudit,
+    UsageDay,
     User,
     UserSummary,
     WebSession,
@@ -105,6 +106,22 @@ class Store(Protocol):
     async def spend_by_day(self, since: datetime, until: datetime) -> list[DaySpend]:
         """What every key spent on each UTC day with records from ``since`` to before
         ``until``, oldest first (days without records are left out)."""
+        ...
+
+    # usage history ------------------------------------------------------
+    async def usage_days(
+        self, user_id: str, since: date, until: date, key_hash: str | None = None
+    ) -> list[UsageDay]:
+        """The daily rollup rows of the user (of one of their keys when ``key_hash`` is
+        given) from the UTC day ``since`` to ``until``, both included, oldest first.
+        Written with each charge; kept when the generation records are purged."""
+        ...
+
+    async def recent_generations(
+        self, user_id: str, since: datetime, limit: int
+    ) -> list[Generation]:
+        """The user's generation records created at or after ``since``, newest first,
+        at most ``limit``."""
         ...
 
     async def user_usage_audit(self, user_id: str, now: datetime) -> UsageAudit:

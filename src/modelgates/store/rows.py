@@ -419,6 +419,7 @@ def successor_insert(new_hash: str, updated_at: str) -> str:
 
 ROTATION_MOVES = (
     "UPDATE generations SET key_hash = {new} WHERE key_hash = {old}",
+    "UPDATE usage_daily SET key_hash = {new} WHERE key_hash = {old}",
     "UPDATE reservations SET key_hash = {new} WHERE key_hash = {old}",
     "UPDATE reservations SET parent_key_hash = {new} WHERE parent_key_hash = {old}",
     "UPDATE api_keys SET parent_key_hash = {new} WHERE parent_key_hash = {old}",
@@ -488,3 +489,7 @@ def attempt_from_row(row: Row, ts: TimestampIn) -> AlertAttempt:
         http_status=row["http_status"],
         error=row["error"],
     )
+the new hash filled in: its records and their daily rollup, live reservations (its own
+and its sub-keys'), its sub-keys, the keys rotated into it (so every old secret points at
+the newest), and its codes (pending ones it created, and the one it was minted from, for
+the replay defence)."""

@@ -74,6 +74,7 @@ async def _keys_page(
         "keys.html",
         {
             **base_context(who),
+            "nav": "keys",
             "keys": rows,
             "new_key": new_key,
             "rotated": rotated,

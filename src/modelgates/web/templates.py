@@ -20,6 +20,14 @@ def usd(nanos: int | None) -> str:
     return "No limit" if nanos is None else f"${to_usd(nanos):,.2f}"
 
 
+def cost(nanos: int) -> str:
+    """A spend, precise enough for the cents-and-less amounts of single requests."""
+    usd = to_usd(nanos)
+    if usd == 0 or usd >= 0.01:
+        return f"${usd:,.2f}"
+    return "$" + f"{usd:.6f}".rstrip("0")
+
+
 def usd_value(nanos: int | None) -> str:
     """An amount as a form field holds it: plain digits, as precise as stored."""
     return "" if nanos is None else f"{to_usd(nanos):.9f}".rstrip("0").rstrip(".")
@@ -40,6 +48,7 @@ def environment() -> Environment:
     )
     env.filters["usd"] = usd
     env.filters["usd_value"] = usd_value
+    env.filters["cost"] = cost
     env.filters["utc"] = utc_text
     return env
 
