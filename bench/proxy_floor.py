@@ -2,7 +2,8 @@
 
 ``POST /api/v1/chat/completions`` decodes the JSON body, rewrites ``model``, forwards
 it with the same pooled aiohttp client ModelGates uses, decodes the answer and sends
-it back; no key, no limit, no metering, no logs of its own. Whatever it costs, every
+it back; a streamed request (``"stream": true``) is relayed as the bytes arrive. No
+key, no limit, no metering, no logs of its own. Whatever it costs, every
 gateway built from Starlette, uvicorn and aiohttp pays too, so the gateway's ratio
 to the stub called directly can be read against this one. Served like every other
 benchmark server; the stub's address comes from ``BENCH_UPSTREAM_URL``.
@@ -18,7 +19,7 @@ import aiohttp
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from bench.serving import post_app, serve
 
@@ -29,6 +30,8 @@ async def chat_completions(request: Request) -> Response:
     body = msgspec.json.decode(await request.body())
     body["model"] = "stub"
     session: aiohttp.ClientSession = request.app.state.http
+    if body.get("stream"):
+        return await relay(session, request.app.state.upstream, body)
     async with session.post(
         request.app.state.upstream,
         data=_encoder.encode(body),
@@ -38,11 +41,27 @@ async def chat_completions(request: Request) -> Response:
     return Response(_encoder.encode(answer), upstream.status, media_type="application/json")
 
 
+async def relay(session: aiohttp.ClientSession, url: str, body: dict[str, object]) -> Response:
+    """The upstream's stream, passed on chunk by chunk as the socket delivers it."""
+    upstream = await session.post(
+        url, data=_encoder.encode(body), headers={"content-type": "application/json"}
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.content.iter_any():
+                yield chunk
+        finally:
+            upstream.release()
+
+    return StreamingResponse(chunks(), upstream.status, media_type="text/event-stream")
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.upstream = os.environ["BENCH_UPSTREAM_URL"].rstrip("/") + "/v1/chat/completions"
     async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30.0), trust_env=False
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0), trust_env=False
     ) as http:
         app.state.http = http
         yield

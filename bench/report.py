@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench import streaming
+
 BASELINE = "baseline"
 DRIFT_LIMIT = 0.15
 START = "<!-- bench:results:start (rewritten by scripts/bench; edit outside) -->"
@@ -190,6 +192,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         "the measured run divided by its requests: less noisy than req/s on a shared machine.",
         "",
         *_unloaded_lines(document["results"]),
+        *streaming.render(document.get("streams", [])),
         "| Target | Measured | Result |",
         "|---|--:|---|",
     ]

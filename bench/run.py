@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import profile, report, seed, servers, wrk
+from bench import profile, report, seed, servers, streaming, wrk
 from bench.report import BASELINE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,8 +160,13 @@ MODELGATES_SCENARIOS = (
         needs_stub=True,
     ),
 )
-ALL_NAMES = (BASELINE, "chat_direct", "chat_floor", *(s.name for s in MODELGATES_SCENARIOS))
-NEEDS_STUB = {"chat_direct", "chat_floor", *(s.name for s in MODELGATES_SCENARIOS if s.needs_stub)}
+ALL_NAMES = (
+    BASELINE, "chat_direct", "chat_floor", *(s.name for s in MODELGATES_SCENARIOS), "streams",
+)  # fmt: skip
+NEEDS_STUB = {
+    "chat_direct", "chat_floor", "streams",
+    *(s.name for s in MODELGATES_SCENARIOS if s.needs_stub),
+}  # fmt: skip
 """Scenarios that send to the stub upstream (the gateway's are also compared with it)."""
 
 
@@ -302,6 +307,23 @@ class Runner:
             with seed.fresh_postgres(self.pg_url) as url:
                 yield url
 
+    @contextmanager
+    def streaming_gateway(
+        self, stub_url: str, backend: str, streams: int
+    ) -> Iterator[tuple[servers.Server, str]]:
+        """A fresh ModelGates in front of the stub, and a key with a limit, for the
+        streaming scenario (one per stream count, so RSS and CPU are its own)."""
+        with self.database(backend, f"streams-{streams}") as url:
+            account = asyncio.run(seed.account(url, 1))
+            key = asyncio.run(seed.limited_key(url, account.user_id, CHAT_KEY_LIMIT_USD))
+            workdir = self.workdir / f"streams-{streams}-{backend}"
+            workdir.mkdir(exist_ok=True)
+            config = workdir / "gateway.toml"
+            config.write_text(gateway_config(stub_url))
+            command = [*servers.modelgates_command(url), "--config", str(config)]
+            with servers.running(command, workdir, "modelgates") as server:
+                yield server, key
+
     def modelgates(self, scenario: Scenario, backend: str, stub_url: str = "") -> dict[str, Any]:
         out = _result(scenario.name, scenario.title, backend, "modelgates", scenario.reference)
         with self.database(backend, scenario.name) as url:
@@ -421,6 +443,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Sample every ModelGates server with py-spy into bench/profiles/ "
         "(perturbs the numbers: implies --no-write).",
     )
+    parser.add_argument(
+        "--stream-counts",
+        help="Comma-separated stream counts for the streaming scenario "
+        f"(default {','.join(map(str, streaming.FULL_COUNTS))}; "
+        f"--quick: {','.join(map(str, streaming.QUICK_COUNTS))}).",
+    )
     parser.add_argument("--no-write", action="store_true", help="Print only; write no files.")
     parser.add_argument("--strict", action="store_true", help="Exit 1 when a target FAILs.")
     return parser.parse_args(argv)
@@ -450,13 +478,19 @@ def main(argv: list[str] | None = None) -> int:
     gateway = app_has_route("POST", CHAT_PATH)
     started = time.monotonic()
     results: list[dict[str, Any]] = []
+    stream_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mgbench-") as tmp:
         profile_dir = ROOT / "bench" / "profiles" if args.profile else None
         runner = Runner(exe, settings, Path(tmp), args.postgres_url, profile_dir)
         first = runner.baseline()
         runner.rate_hints[BASELINE] = first["rps"]
         stub_ctx = (
-            servers.running(servers.module_command("bench.upstream_stub"), Path(tmp), "stub")
+            servers.running(
+                servers.module_command("bench.upstream_stub"),
+                Path(tmp),
+                "stub",
+                streaming.STUB_ENV,
+            )
             if gateway and wanted & NEEDS_STUB
             else None
         )
@@ -485,12 +519,22 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     stub_url = stub.url if stub is not None else ""
                     results.append(runner.modelgates(scenario, backend, stub_url))
+            if stub is not None and "streams" in wanted:
+                live = [b for b in backends if b != "postgres" or pg_version is not None]
+                stream_rows = streaming.run_all(
+                    Path(tmp),
+                    stub,
+                    lambda backend, n: runner.streaming_gateway(stub.url, backend, n),
+                    live,
+                    stream_counts(args),
+                    CHAT_PATH,
+                )
         last = runner.baseline()
     elapsed = time.monotonic() - started
     first["scenario_run"], last["scenario_run"] = "first", "last"
     baseline = report.baseline_summary(first, last)
     report.add_ratios(results, baseline["rps"])
-    targets = report.evaluate_all(results)
+    targets = report.evaluate_all(results) + streaming.targets(stream_rows)
     document = {
         "date": dt.date.today().isoformat(),
         "mode": "quick" if args.quick else "default",
@@ -505,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": baseline,
         "baseline_runs": [first, last],
         "results": results,
+        "streams": stream_rows,
         "targets": targets,
     }
     section = report.render_markdown(document)
@@ -527,6 +572,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"done in {elapsed:.0f} s")
     failed = any(t["status"] == "FAIL" for t in targets)
     return 1 if errors or (args.strict and failed) else 0
+
+
+def stream_counts(args: argparse.Namespace) -> tuple[int, ...]:
+    if args.stream_counts:
+        return tuple(int(n) for n in args.stream_counts.split(",") if n.strip())
+    return streaming.QUICK_COUNTS if args.quick else streaming.FULL_COUNTS
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import profile, report, run, wrk
+from bench import profile, report, run, stream_load, streaming, wrk
 from bench.run import code_pool_size
 
 WRK_STDOUT = """Running 3s test @ http://127.0.0.1:1234
@@ -213,3 +213,65 @@ def test_gateway_config_routes_the_chat_model_to_the_stub() -> None:
     assert route.provider.base_url == "http://127.0.0.1:9/v1"
     assert route.upstream_model == "stub"
     assert route.price.cost(Usage(9, 2)).total > 0
+
+
+def stream_row(server: str, backend: str, streams: int = 100, **fields: Any) -> dict[str, Any]:
+    return {**streaming.row(server, backend, streams), "completed": streams, **fields}
+
+
+def test_streaming_multiples_are_of_the_floors_added_time_and_cpu() -> None:
+    rows = [
+        stream_row("stub", "-", ttfc_p50_ms=2.0, ttfc_p99_ms=10.0, cpu_us_per_event=50.0),
+        stream_row("proxy", "-", ttfc_p50_ms=12.0, ttfc_p99_ms=50.0, cpu_us_per_event=100.0),
+        stream_row(
+            "modelgates",
+            "sqlite",
+            ttfc_p50_ms=17.0,
+            ttfc_p99_ms=130.0,
+            cpu_us_per_event=120.0,
+            rss_kb_per_stream=25.0,
+        ),
+    ]
+    streaming.derive(rows)
+    gateway = rows[2]
+    assert (gateway["added_ttfc_p50_ms"], gateway["added_ttfc_p99_ms"]) == (15.0, 120.0)
+    assert gateway["ttfc_p50_multiple"] == pytest.approx(1.5)  # 15 / 10
+    assert gateway["ttfc_p99_multiple"] == pytest.approx(3.0)  # 120 / 40
+    assert gateway["cpu_multiple"] == pytest.approx(1.2)
+    judged = {t["target"].split(" (")[0]: t["status"] for t in streaming.targets(rows)}
+    assert judged == {
+        "streams completed": "PASS",
+        "added TTFC p50 <= 1.5x floor's": "PASS",
+        "added TTFC p99 <= 1.5x floor's": "FAIL",
+        "CPU per event <= 1.3x floor's": "PASS",
+        "RSS per open stream <= 30 KB": "PASS",
+    }
+
+
+def test_streaming_targets_judge_the_largest_count_and_a_lost_stream_fails() -> None:
+    rows = [
+        stream_row("stub", "-", 2000, ttfc_p50_ms=1.0, ttfc_p99_ms=1.0),
+        stream_row("proxy", "-", 2000, ttfc_p50_ms=1.2, ttfc_p99_ms=1.5),
+        stream_row("modelgates", "postgres", 100, ttfc_p50_ms=1.0, ttfc_p99_ms=1.0),
+        {
+            **stream_row("modelgates", "postgres", 2000, ttfc_p50_ms=1.5, ttfc_p99_ms=1.9),
+            "completed": 1999,
+            "failures": {"timeout": 1},
+        },
+    ]
+    streaming.derive(rows)
+    # Sub-millisecond floors are judged against 1 ms, not divided by noise.
+    assert rows[3]["ttfc_p50_multiple"] == pytest.approx(0.5)
+    judged = streaming.targets(rows)
+    assert all("2000 streams, postgres" in t["target"] for t in judged)
+    assert judged[0]["status"] == "FAIL" and judged[0]["value"] == 1999
+    table = "\n".join(streaming.render(rows))
+    assert "**1999 / 2000** {'timeout': 1}" in table
+
+
+def test_stream_load_counts_events_split_across_reads() -> None:
+    assert stream_load.count_new(b"", b"data: a\n\ndata: b", b"data: ") == 2
+    assert stream_load.count_new(b"xx\n\nda", b"ta: c\n\n", b"data: ") == 1
+    assert stream_load.count_new(b"data: ", b"x", b"data: ") == 0
+    assert stream_load.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    assert stream_load.percentile([1.0, 2.0, 3.0, 4.0], 0.99) == 4.0
