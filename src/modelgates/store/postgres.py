@@ -33,8 +33,8 @@ from modelgates.models import (
 )
 from modelgates.store import rows
 from modelgates.store.base import KeyChange, key_changes, migration_files, utc
-from modelgates.store.postgres_alerts import PostgresAlerts
 from modelgates.store.postgres_activity import PostgresActivity
+from modelgates.store.postgres_alerts import PostgresAlerts
 from modelgates.store.postgres_allowlists import narrow_minted, parent_allowlist, within_creator
 from modelgates.store.postgres_metering import PostgresMetering
 from modelgates.store.postgres_responses import PostgresResponses

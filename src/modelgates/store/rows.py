@@ -428,9 +428,10 @@ ROTATION_MOVES = (
     "UPDATE auth_codes SET minted_key_hash = {new} WHERE minted_key_hash = {old}",
 )
 """What moves from a rotated key to its successor, with the placeholders of the old and
-the new hash filled in: its records, live reservations (its own and its sub-keys'), its
-sub-keys, the keys rotated into it (so every old secret points at the newest), and its
-codes (pending ones it created, and the one it was minted from, for the replay defence)."""
+the new hash filled in: its records and their daily rollup, live reservations (its own
+and its sub-keys'), its sub-keys, the keys rotated into it (so every old secret points at
+the newest), and its codes (pending ones it created, and the one it was minted from, for
+the replay defence)."""
 
 
 ALERT_COLUMNS = (
@@ -489,7 +490,3 @@ def attempt_from_row(row: Row, ts: TimestampIn) -> AlertAttempt:
         http_status=row["http_status"],
         error=row["error"],
     )
-the new hash filled in: its records and their daily rollup, live reservations (its own
-and its sub-keys'), its sub-keys, the keys rotated into it (so every old secret points at
-the newest), and its codes (pending ones it created, and the one it was minted from, for
-the replay defence)."""

@@ -28,8 +28,8 @@ from modelgates.models import (
 )
 from modelgates.store import rows
 from modelgates.store.base import KeyChange, from_iso, iso, key_changes
-from modelgates.store.sqlite_alerts import SqliteAlerts
 from modelgates.store.sqlite_activity import SqliteActivity
+from modelgates.store.sqlite_alerts import SqliteAlerts
 from modelgates.store.sqlite_allowlists import narrow_minted, parent_allowlist, within_creator
 from modelgates.store.sqlite_engine import SqliteEngine, path_from_url
 from modelgates.store.sqlite_metering import SqliteMetering
