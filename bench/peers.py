@@ -143,6 +143,8 @@ def measure(
     cpu_before = servers.cpu_seconds(server.pid)
     loaded = wrk.run(exe, server.url, "chat.lua", settings, duration_s=settings.duration_s, env=env)
     cpu_after = servers.cpu_seconds(server.pid)
+    if not loaded.requests:
+        raise wrk.WrkError(f"no request to {name} completed in {settings.duration_s:g} s")
     alone = wrk.run(
         exe, server.url, "chat.lua", settings.unloaded(), duration_s=settings.unloaded_s, env=env
     )
