@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench import streaming
+from bench import peers, streaming
 
 BASELINE = "baseline"
 DRIFT_LIMIT = 0.15
@@ -193,6 +193,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         "",
         *_unloaded_lines(document["results"]),
         *streaming.render(document.get("streams", [])),
+        *peers.render(document.get("peers")),
         "| Target | Measured | Result |",
         "|---|--:|---|",
     ]

@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import profile, report, seed, servers, streaming, wrk
+from bench import peers, profile, report, seed, servers, streaming, wrk
 from bench.report import BASELINE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,6 +324,12 @@ class Runner:
             with servers.running(command, workdir, "modelgates") as server:
                 yield server, key
 
+    @contextmanager
+    def peer_gateway(self, stub_url: str) -> Iterator[tuple[servers.Server, peers.Target]]:
+        """ModelGates as the peers are run: one worker, SQLite, a key with a limit."""
+        with self.streaming_gateway(stub_url, "sqlite", peers.PEER_STREAMS) as (server, key):
+            yield server, peers.Target(CHAT_PATH, key)
+
     def modelgates(self, scenario: Scenario, backend: str, stub_url: str = "") -> dict[str, Any]:
         out = _result(scenario.name, scenario.title, backend, "modelgates", scenario.reference)
         with self.database(backend, scenario.name) as url:
@@ -449,6 +455,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"(default {','.join(map(str, streaming.FULL_COUNTS))}; "
         f"--quick: {','.join(map(str, streaming.QUICK_COUNTS))}).",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help=f"Also install (once, into {peers.CACHE}) and measure LiteLLM "
+        f"{peers.LITELLM_VERSION} and Portkey's gateway {peers.PORTKEY_VERSION} beside "
+        "ModelGates, on the same stub and load.",
+    )
     parser.add_argument("--no-write", action="store_true", help="Print only; write no files.")
     parser.add_argument("--strict", action="store_true", help="Exit 1 when a target FAILs.")
     return parser.parse_args(argv)
@@ -475,10 +488,13 @@ def main(argv: list[str] | None = None) -> int:
         if "postgres" in backends:
             print(f"!!! PostgreSQL unreachable at {args.postgres_url}: {exc}; skipping it")
     wanted = set(args.only or ALL_NAMES[1:])
+    if args.peers:
+        wanted.add("chat_direct")  # the peers are measured against the stub
     gateway = app_has_route("POST", CHAT_PATH)
     started = time.monotonic()
     results: list[dict[str, Any]] = []
     stream_rows: list[dict[str, Any]] = []
+    peer_section: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="mgbench-") as tmp:
         profile_dir = ROOT / "bench" / "profiles" if args.profile else None
         runner = Runner(exe, settings, Path(tmp), args.postgres_url, profile_dir)
@@ -529,12 +545,17 @@ def main(argv: list[str] | None = None) -> int:
                     stream_counts(args),
                     CHAT_PATH,
                 )
+            if stub is not None and args.peers:
+                peer_section = peers.run_all(
+                    exe, settings, Path(tmp), stub, lambda _dir, url: runner.peer_gateway(url)
+                )
         last = runner.baseline()
     elapsed = time.monotonic() - started
     first["scenario_run"], last["scenario_run"] = "first", "last"
     baseline = report.baseline_summary(first, last)
     report.add_ratios(results, baseline["rps"])
     targets = report.evaluate_all(results) + streaming.targets(stream_rows)
+    targets += peer_section["targets"] if peer_section else []
     document = {
         "date": dt.date.today().isoformat(),
         "mode": "quick" if args.quick else "default",
@@ -550,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_runs": [first, last],
         "results": results,
         "streams": stream_rows,
+        "peers": peer_section,
         "targets": targets,
     }
     section = report.render_markdown(document)

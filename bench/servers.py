@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -89,16 +89,29 @@ NO_RATE_LIMITS = {
 }
 
 
+def host_and_port(port: int) -> list[str]:
+    """How our servers (and uvicorn-style CLIs) are told where to listen."""
+    return ["--host", "127.0.0.1", "--port", str(port)]
+
+
 @contextmanager
 def running(
-    command: list[str], workdir: Path, name: str, env: Mapping[str, str] | None = None
+    command: list[str],
+    workdir: Path,
+    name: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    listen: Callable[[int], list[str]] = host_and_port,
+    ready_path: str = "/ready",
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
 ) -> Iterator[Server]:
-    """Start ``command --host 127.0.0.1 --port N``; wait for ``/ready``; stop it after."""
+    """Start ``command`` + ``listen(port)`` on a free port; wait until ``ready_path``
+    answers 200; stop it after."""
     port = free_port()
     log_path = workdir / f"{name}-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603
-            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            [*command, *listen(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **NO_RATE_LIMITS, **(env or {})},
@@ -106,13 +119,13 @@ def running(
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while status_of(server.url + "/ready") != 200:
+        deadline = time.monotonic() + startup_timeout_s
+        while status_of(server.url + ready_path) != 200:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited early:\n{server.log_tail()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"{name} not ready in {STARTUP_TIMEOUT_S}s:\n{server.log_tail()}"
+                    f"{name} not ready in {startup_timeout_s}s:\n{server.log_tail()}"
                 )
             time.sleep(0.05)
         yield server

@@ -67,7 +67,9 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def request_bytes(host: str, port: int, path: str, key: str, model: str) -> bytes:
+def request_bytes(
+    host: str, port: int, path: str, key: str, model: str, extra: tuple[str, ...] = ()
+) -> bytes:
     body = json.dumps(
         {
             "model": model,
@@ -81,6 +83,7 @@ def request_bytes(host: str, port: int, path: str, key: str, model: str) -> byte
         "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n"
         + (f"Authorization: Bearer {key}\r\n" if key else "")
+        + "".join(f"{header}\r\n" for header in extra)
         + "\r\n"
     )
     return head.encode() + body
@@ -125,11 +128,18 @@ async def one_stream(
 
 
 async def run(
-    url: str, path: str, streams: int, ramp_s: float, key: str, model: str, timeout_s: float
+    url: str,
+    path: str,
+    streams: int,
+    ramp_s: float,
+    key: str,
+    model: str,
+    timeout_s: float,
+    headers: tuple[str, ...] = (),
 ) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    payload = request_bytes(host, port, path, key, model)
+    payload = request_bytes(host, port, path, key, model, headers)
     totals = Totals([Outcome() for _ in range(streams)])
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -152,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", default="")
     parser.add_argument("--model", default="bench/stub")
     parser.add_argument("--timeout-s", type=float, default=60.0)
+    parser.add_argument("--header", action="append", default=[], help="'Name: value'")
     args = parser.parse_args(argv)
     import uvloop  # uvicorn[standard] brings it
 

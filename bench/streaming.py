@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -50,12 +50,22 @@ def rss_kb(pid: int, field: str) -> float | None:
     return None
 
 
-def load(url: str, path: str, streams: int, key: str = "") -> dict[str, Any]:
+def load(
+    url: str,
+    path: str,
+    streams: int,
+    key: str = "",
+    *,
+    model: str = "bench/stub",
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """One run of the load generator in its own process; its summary."""
     command = [
         sys.executable, "-m", "bench.stream_load", "--url", url, "--path", path,
-        "--streams", str(streams), "--ramp-s", str(RAMP_S), "--key", key,
+        "--streams", str(streams), "--ramp-s", str(RAMP_S), "--key", key, "--model", model,
     ]  # fmt: skip
+    for name, value in (headers or {}).items():
+        command += ["--header", f"{name}: {value}"]
     done = subprocess.run(  # noqa: S603
         command, capture_output=True, text=True, check=False, cwd=servers.ROOT, timeout=300
     )
@@ -67,16 +77,23 @@ def load(url: str, path: str, streams: int, key: str = "") -> dict[str, Any]:
 
 
 def measure(
-    server: servers.Server, path: str, streams: int, row: dict[str, Any], key: str = ""
+    server: servers.Server,
+    path: str,
+    streams: int,
+    row: dict[str, Any],
+    key: str = "",
+    *,
+    model: str = "bench/stub",
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Load ``server`` with ``streams`` streams; fill ``row`` with what was seen.
 
     A few streams first warm the server (imports, pools, caches), so its idle RSS is
     that of a server that has served, and the figure per stream is the streams' own."""
-    load(server.url, path, WARMUP_STREAMS, key)
+    load(server.url, path, WARMUP_STREAMS, key, model=model, headers=headers)
     idle = rss_kb(server.pid, "VmRSS")
     cpu_before = servers.cpu_seconds(server.pid)
-    summary = load(server.url, path, streams, key)
+    summary = load(server.url, path, streams, key, model=model, headers=headers)
     cpu_after = servers.cpu_seconds(server.pid)
     peak = rss_kb(server.pid, "VmHWM")
     events = summary["events"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import profile, report, run, stream_load, streaming, wrk
+from bench import peers, profile, report, run, stream_load, streaming, wrk
 from bench.run import code_pool_size
 
 WRK_STDOUT = """Running 3s test @ http://127.0.0.1:1234
@@ -275,3 +275,41 @@ def test_stream_load_counts_events_split_across_reads() -> None:
     assert stream_load.count_new(b"data: ", b"x", b"data: ") == 0
     assert stream_load.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
     assert stream_load.percentile([1.0, 2.0, 3.0, 4.0], 0.99) == 4.0
+
+
+def peer(name: str, rps: float, added_ms: float, cpu_per_event: float | None) -> dict[str, Any]:
+    streams: dict[str, Any] = {"streams": 500, "completed": 500, "cpu_us_per_event": cpu_per_event}
+    if cpu_per_event is None:
+        streams = {"streams": 500, "completed": 0, "failures": {"status 500": 500}}
+    return {"peer": name, "rps": rps, "added_ms": added_ms, "streams": streams}
+
+
+def test_peer_targets_are_multiples_of_each_peer_measured_in_the_same_run() -> None:
+    rows = [
+        peer("modelgates", 2400.0, 0.5, 100.0),
+        peer("litellm 1.0", 100.0, 13.0, 2500.0),
+        peer("portkey 1.0", 1300.0, 1.2, None),
+    ]
+    judged = {t["target"]: (t["status"], t["value"]) for t in peers.compare(rows)}
+    assert judged["throughput >= 2x Portkey's"] == ("FAIL", pytest.approx(2400 / 1300))
+    assert judged["throughput >= 20x LiteLLM's"] == ("PASS", 24.0)
+    assert judged["added latency <= 0.5x Portkey's (one at a time)"][0] == "PASS"
+    assert judged["streaming: CPU per event <= 1/20 of LiteLLM's"] == ("PASS", 25.0)
+    # A peer whose streams failed cannot be beaten or lost to: the target is skipped.
+    assert judged["streaming: CPU per event <= 1/2 of Portkey's"] == ("SKIP", None)
+
+
+def test_peer_table_marks_failed_streams_and_unmeasured_peers() -> None:
+    section = {
+        "connections": 16,
+        "streams": 500,
+        "direct": {"rps": 9000.0, "p50_unloaded_ms": 0.2},
+        "rows": [
+            {**peer("portkey 1.0", 1300.0, 1.2, None), "ratio": 0.14},
+            {"peer": "litellm 1.0", "skipped": "pip failed"},
+        ],
+    }
+    table = "\n".join(peers.render(section))
+    assert "| portkey 1.0 | 1,300 | 0.140 | 1.20 |" in table
+    assert "**0 / 500** {'status 500': 500}" in table
+    assert "| litellm 1.0 | not measured: pip failed |" in table

@@ -156,6 +156,7 @@ def test_every_field_has_an_environment_variable(tmp_path: Path) -> None:
         "MODELGATES_MAX_BODY_BYTES": "4096",
         "MODELGATES_USED_CODE_RETENTION_SECONDS": "9",
         "MODELGATES_DATABASE_POOL_SIZE": "3",
+        "MODELGATES_UPSTREAM_MAX_CONNECTIONS": "500",
         "MODELGATES_SESSION_TTL_SECONDS": "3600",
         "MODELGATES_CONFIG": str(config),
         "MODELGATES_REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -221,6 +222,13 @@ def test_a_bad_default_user_budget_names_the_variable(env: dict[str, str], named
     with pytest.raises(SettingsError) as info:
         Settings.from_env(env)
     assert named in str(info.value)
+
+
+def test_a_negative_upstream_connection_limit_is_refused() -> None:
+    assert Settings().upstream_max_connections == 0  # no cap: streams never queue on the pool
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"MODELGATES_UPSTREAM_MAX_CONNECTIONS": "-1"})
+    assert "MODELGATES_UPSTREAM_MAX_CONNECTIONS" in str(info.value)
 
 
 def test_non_integer_ttl_names_the_variable() -> None:

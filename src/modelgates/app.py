@@ -331,9 +331,13 @@ def build_app(
             if purge if purge is not None else owned:
                 purger = purge_forever(app.state.services)
                 deliverer = deliver_forever(app.state.services)
-            # One pooled upstream client per process, for every proxied request.
+            # One pooled upstream client per process, for every proxied request. Its
+            # limit defaults to none: a cap below the server's own connection limit
+            # makes the streams past it wait for earlier ones to end.
             async with aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30.0),
+                connector=aiohttp.TCPConnector(
+                    limit=settings.upstream_max_connections, keepalive_timeout=30.0
+                ),
                 timeout=upstream_timeout,
                 trust_env=False,
             ) as http:

@@ -72,6 +72,10 @@ class Settings:
     """how long used codes are kept to detect replays"""
     database_pool_size: int = 10
     """PostgreSQL connections per server process"""
+    upstream_max_connections: int = 0
+    """upstream connections per server process at once (0: no limit of its own, so every
+    open stream has its connection and none waits behind the pool; bound the clients with
+    ``serve --limit-concurrency`` instead)"""
     session_ttl_seconds: int = 43_200
     """lifetime of a signed-in page session, from log-in (60 s – 30 days)"""
     config: str | None = None
@@ -220,6 +224,10 @@ class Settings:
             )
         if not 1 <= self.database_pool_size <= 100:
             raise SettingsError(f"{ENV_PREFIX}DATABASE_POOL_SIZE must be between 1 and 100")
+        if not 0 <= self.upstream_max_connections <= 1_000_000:
+            raise SettingsError(
+                f"{ENV_PREFIX}UPSTREAM_MAX_CONNECTIONS must be between 0 (no limit) and 1000000"
+            )
         if not 60 <= self.session_ttl_seconds <= 30 * 86_400:
             raise SettingsError(
                 f"{ENV_PREFIX}SESSION_TTL_SECONDS must be between 60 seconds and 30 days"
