@@ -352,6 +352,7 @@ def build_app(
             services = getattr(app.state, "services", None)
             if services is not None:
                 await services.limiter.close()
+                await services.metered.health.close()
             if owned:
                 await active.close()
 

@@ -18,7 +18,7 @@
 
     [[models]]
     id = "local/llama-3-8b"
-    provider = "local"
+    provider = "local"                 # or several [[models.endpoints]], below
     upstream_model = "llama-3-8b"      # optional; default: id after the first "/"
     prompt_price = 0.20                # USD per million prompt tokens
     completion_price = 0.60            # USD per million completion tokens
@@ -41,6 +41,26 @@
     hugging_face_id = "meta-llama/Meta-Llama-3-8B-Instruct"  # default: none
     is_moderated = false
 
+A model may instead list several endpoints, tried in order when one fails before
+answering (:mod:`modelgates.gateway.routing`); each names its provider and may override
+``upstream_model`` and any price (the model's are the defaults). Consecutive endpoints
+with a ``weight`` form one group that shares the load by weight::
+
+    [[models]]
+    id = "meta/llama-3-8b"
+    prompt_price = 0.20
+    completion_price = 0.60
+    [[models.endpoints]]
+    provider = "primary"
+    [[models.endpoints]]
+    provider = "backup"
+    upstream_model = "llama3:8b"
+    completion_price = 0.80
+    weight = 1                         # optional, 1-1000
+
+Every endpoint of a model speaks the same ``api``; the model's own fields (the first
+endpoint's provider and prices) are what ``/models`` lists.
+
 A model id is 1-200 printable ASCII characters without spaces, ``*`` or ``,`` (so key
 allowlists can name it); its author is the part before the first ``/``.
 
@@ -50,6 +70,7 @@ Parsed with :mod:`tomllib`, validated strictly with msgspec; any problem is a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tomllib
@@ -92,9 +113,25 @@ class _Provider(msgspec.Struct, forbid_unknown_fields=True):
     status_page_url: str | None = None
 
 
+class _Endpoint(msgspec.Struct, forbid_unknown_fields=True):
+    provider: str
+    upstream_model: str | None = None
+    prompt_price: float | None = None
+    completion_price: float | None = None
+    cache_read_price: float | None = None
+    cache_write_price: float | None = None
+    reasoning_price: float | None = None
+    request_price: float | None = None
+    weight: int | None = None
+
+
+MAX_ENDPOINTS = 16
+"""Most endpoints one model may list."""
+MAX_WEIGHT = 1000
+
+
 class _Model(msgspec.Struct, forbid_unknown_fields=True):
     id: str
-    provider: str
     prompt_price: float
     completion_price: float
     upstream_model: str | None = None
@@ -115,6 +152,8 @@ class _Model(msgspec.Struct, forbid_unknown_fields=True):
     supported_parameters: list[str] | None = None
     hugging_face_id: str | None = None
     is_moderated: bool = False
+    provider: str | None = None
+    endpoints: list[_Endpoint] | None = None
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True):
@@ -155,10 +194,26 @@ class ModelRoute:
     max_completion_tokens: int | None = None
     card: ModelCard | None = None
     """What the catalogue says about the model (default: a text model named by its id)."""
+    weight: int | None = None
+    """This endpoint's share of its weighted group (``None``: not in a group)."""
+    endpoints: tuple[ModelRoute, ...] = ()
+    """A model with several endpoints: each as a route of its own (same id and card, its
+    provider, upstream name and prices); the model's own fields are the first's. Empty
+    for a model with one endpoint (the route itself)."""
 
     @property
     def about(self) -> ModelCard:
         return self.card or ModelCard(name=self.id)
+
+    @property
+    def candidates(self) -> tuple[ModelRoute, ...]:
+        """The endpoints to try, in the catalogue's order."""
+        return self.endpoints or (self,)
+
+    @property
+    def endpoint_key(self) -> str:
+        """Names this endpoint in health state and logs: ``provider:upstream_model``."""
+        return f"{self.provider.name}:{self.upstream_model}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,24 +288,30 @@ def parse_config(text: str) -> GatewayConfig:
             raise ConfigError(f"{where}.id {problem}")
         if model.id in models:
             raise ConfigError(f"{where}.id {model.id!r} is declared twice")
-        if model.provider not in providers:
-            raise ConfigError(f"{where}.provider {model.provider!r} is not a declared provider")
-        price = _model_price(model, where)
         for bound in ("context_length", "max_completion_tokens"):
             value = getattr(model, bound)
             if value is not None and not 0 < value <= MAX_TOKENS:
                 raise ConfigError(f"{where}.{bound} must be between 1 and {MAX_TOKENS}")
-        upstream = model.upstream_model or model.id.split("/", 1)[-1]
-        models[model.id] = ModelRoute(
-            id=model.id,
-            provider=providers[model.provider],
-            upstream_model=upstream,
-            price=price,
-            prompt_price_usd=model.prompt_price,
-            completion_price_usd=model.completion_price,
-            context_length=model.context_length,
-            max_completion_tokens=model.max_completion_tokens,
-            card=_card(model, providers[model.provider].api, where),
+        endpoints = _endpoints(model, providers, where)
+        first = endpoints[0]
+        card = _card(model, first.provider.api, where)
+        routes = tuple(
+            ModelRoute(
+                id=model.id,
+                provider=endpoint.provider,
+                upstream_model=endpoint.upstream_model,
+                price=endpoint.price,
+                prompt_price_usd=endpoint.prompt_price_usd,
+                completion_price_usd=endpoint.completion_price_usd,
+                context_length=model.context_length,
+                max_completion_tokens=model.max_completion_tokens,
+                card=card,
+                weight=endpoint.weight,
+            )
+            for endpoint in endpoints
+        )
+        models[model.id] = (
+            routes[0] if len(routes) == 1 else dataclasses.replace(routes[0], endpoints=routes)
         )
     return GatewayConfig(
         max_request_cost=to_nanos(gw.max_request_cost),
@@ -260,6 +321,59 @@ def parse_config(text: str) -> GatewayConfig:
         models=models,
         providers=providers,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    provider: Provider
+    upstream_model: str
+    price: Price
+    prompt_price_usd: float
+    completion_price_usd: float
+    weight: int | None
+
+
+_PRICES = ("prompt_price", "completion_price", "cache_read_price", "cache_write_price",
+           "reasoning_price", "request_price")  # fmt: skip
+
+
+def _endpoints(model: _Model, providers: dict[str, Provider], where: str) -> list[_Resolved]:
+    """The model's endpoints (the ``provider`` form as one), each checked."""
+    if (model.provider is None) == (model.endpoints is None):
+        raise ConfigError(f"{where} must name either provider or [[models.endpoints]]")
+    default_upstream = model.upstream_model or model.id.split("/", 1)[-1]
+    if model.endpoints is None:
+        assert model.provider is not None
+        entries = [_Endpoint(provider=model.provider)]
+        wheres = [where]
+    else:
+        entries = model.endpoints
+        wheres = [f"{where}.endpoints[{i}]" for i in range(len(entries))]
+        if not 1 <= len(entries) <= MAX_ENDPOINTS:
+            raise ConfigError(f"{where}.endpoints must list 1 to {MAX_ENDPOINTS} endpoints")
+    resolved: list[_Resolved] = []
+    for entry, at in zip(entries, wheres, strict=True):
+        if entry.provider not in providers:
+            raise ConfigError(f"{at}.provider {entry.provider!r} is not a declared provider")
+        if entry.weight is not None and not 1 <= entry.weight <= MAX_WEIGHT:
+            raise ConfigError(f"{at}.weight must be an integer from 1 to {MAX_WEIGHT}")
+        merged = msgspec.structs.replace(
+            model,
+            **{name: getattr(entry, name) for name in _PRICES if getattr(entry, name) is not None},
+        )
+        provider = providers[entry.provider]
+        if resolved and provider.api != resolved[0].provider.api:
+            raise ConfigError(
+                f"{at}.provider {entry.provider!r} speaks {provider.api!r}, and every endpoint"
+                f" of a model must speak the first's ({resolved[0].provider.api!r})"
+            )
+        upstream = entry.upstream_model or default_upstream
+        if any(r.provider is provider and r.upstream_model == upstream for r in resolved):
+            raise ConfigError(f"{at} repeats an endpoint of the same model")
+        price = _model_price(merged, at)
+        usd = (merged.prompt_price, merged.completion_price)
+        resolved.append(_Resolved(provider, upstream, price, *usd, entry.weight))
+    return resolved
 
 
 def _provider(name: str, provider: _Provider) -> Provider:

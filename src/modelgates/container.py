@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelgates.catalog import GatewayConfig
-from modelgates.gateway.metered import MeteredGateway
+from modelgates.gateway.health import Policy, board_for
+from modelgates.gateway.metered import MeteredGateway, Retries
 from modelgates.oidc import OidcClient, OidcConfig
 from modelgates.ratelimit import RateLimiter, Rules, limiter_for
 from modelgates.services import Clock, system_clock
@@ -98,7 +99,15 @@ class Services:
             sessions=SessionService(store, ttl_seconds=settings.session_ttl_seconds, clock=clock),
             gateway=gateway,
             metering=metering,
-            metered=MeteredGateway(metering, gateway),
+            metered=MeteredGateway(
+                metering,
+                gateway,
+                health=board_for(settings.redis_url, health_policy(settings)),
+                retries=Retries(
+                    settings.upstream_extra_attempts, settings.upstream_attempt_timeout_seconds
+                ),
+                clock=clock,
+            ),
             generations=GenerationService(store),
             responses=StoredResponses(store, clock=clock),
             limiter=limiter or limiter_for(settings.redis_url),
@@ -110,3 +119,12 @@ class Services:
             alerts=alerts,
             activity=ActivityService(store, gateway, clock=clock),
         )
+
+
+def health_policy(settings: Settings) -> Policy:
+    """The endpoint cool-down settings."""
+    return Policy(
+        settings.upstream_cooldown_failures,
+        settings.upstream_cooldown_seconds,
+        settings.upstream_cooldown_max_seconds,
+    )

@@ -66,6 +66,36 @@ RATE_LIMIT_REFUSALS = Counter(
     "modelgates_rate_limit_refusals", "Requests refused by a rate limit, by scope.", ["scope"]
 )
 
+UPSTREAM_REQUESTS = Counter(
+    "modelgates_upstream_requests",
+    "Requests sent to upstream endpoints, by provider and outcome (success, unreachable,"
+    " timeout, rate_limited, error, auth, rejected).",
+    ["provider", "outcome"],
+)
+UPSTREAM_LATENCY = Histogram(
+    "modelgates_upstream_latency_seconds",
+    "Time from sending a request to an upstream to its answer's status (and, for a stream"
+    " with a fallback, its first event), by provider.",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+_upstream_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+
+def upstream_attempt(provider: str, outcome: str, seconds: float) -> None:
+    """Count one upstream attempt and observe its latency (labelled children cached, so
+    the request path does one dict lookup)."""
+    children = _upstream_children.get((provider, outcome))
+    if children is None:
+        children = (
+            UPSTREAM_REQUESTS.labels(provider=provider, outcome=outcome),
+            UPSTREAM_LATENCY.labels(provider=provider),
+        )
+        _upstream_children[(provider, outcome)] = children
+    children[0].inc()
+    children[1].observe(seconds)
+
+
 EXCHANGE_OUTCOMES = ("success", "invalid", "expired", "bad_method", "replay")
 for _outcome in EXCHANGE_OUTCOMES:
     CODE_EXCHANGES.labels(outcome=_outcome)  # export zeros, so rates work from the start

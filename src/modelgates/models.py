@@ -261,6 +261,10 @@ class Generation:
     external_user: str | None = None
     """The body's ``user`` field."""
     session_id: str | None = None
+    attempts: str | None = None
+    """A routed request's endpoints tried, the serving one last, as JSON (a list of
+    ``{provider, model, upstream_model, outcome, status, latency_ms}``); ``None`` for a
+    request with one endpoint to try."""
 
 
 @dataclass(frozen=True, slots=True)

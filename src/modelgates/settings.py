@@ -85,6 +85,21 @@ class Settings:
     """``redis://host:6379/0``: rate-limit counters shared by every process; without it each
     process counts alone. If Redis goes away the server keeps serving on in-process counts
     (one log line) and goes back to Redis when it answers (checked at most every 2 s)"""
+    upstream_cooldown_failures: int = 3
+    """consecutive failures (before answering: unreachable, timed out, 408, 429, 5xx,
+    401/403) after which an endpoint of a model with several is skipped for a cool-down;
+    0: never. Shared through Redis when ``MODELGATES_REDIS_URL`` is set, else per process"""
+    upstream_cooldown_seconds: float = 30.0
+    """the first cool-down; each further one in a row doubles it, up to
+    ``MODELGATES_UPSTREAM_COOLDOWN_MAX_SECONDS``; then one request probes the endpoint"""
+    upstream_cooldown_max_seconds: float = 600.0
+    """the longest cool-down"""
+    upstream_extra_attempts: int = 0
+    """attempts a routed request may make beyond one per endpoint (going round the list
+    again), 0–10; all within the gateway's ``request_timeout_seconds``"""
+    upstream_attempt_timeout_seconds: float = 30.0
+    """how long one attempt may wait for an upstream's answer (a stream's first event)
+    before the next endpoint is tried"""
     rate_limit_exchange_per_address: int = 60
     """code exchanges (``POST /api/v1/auth/keys``) per client address per minute"""
     rate_limit_exchange_failures_per_code: int = 10
@@ -238,6 +253,21 @@ class Settings:
                 raise SettingsError(
                     f"{ENV_PREFIX}{f.name.upper()} must be between 0 (no limit) and 1000000"
                 )
+        if not 0 <= self.upstream_cooldown_failures <= 1000:
+            raise SettingsError(
+                f"{ENV_PREFIX}UPSTREAM_COOLDOWN_FAILURES must be between 0 and 1000"
+            )
+        if not 0 < self.upstream_cooldown_seconds <= self.upstream_cooldown_max_seconds <= 86_400:
+            raise SettingsError(
+                f"{ENV_PREFIX}UPSTREAM_COOLDOWN_SECONDS must be above 0 and at most"
+                f" {ENV_PREFIX}UPSTREAM_COOLDOWN_MAX_SECONDS, itself at most one day"
+            )
+        if not 0 <= self.upstream_extra_attempts <= 10:
+            raise SettingsError(f"{ENV_PREFIX}UPSTREAM_EXTRA_ATTEMPTS must be between 0 and 10")
+        if not 0 < self.upstream_attempt_timeout_seconds <= 3600:
+            raise SettingsError(
+                f"{ENV_PREFIX}UPSTREAM_ATTEMPT_TIMEOUT_SECONDS must be above 0 and at most 3600"
+            )
         if self.redis_url is not None and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://")
         ):

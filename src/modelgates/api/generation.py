@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -73,7 +74,7 @@ def generation_data(record: Generation, workspace_id: str | None) -> dict[str, A
         "workspace_id": workspace_id,
         "data_region": "global",
         "preset_id": None,
-        "provider_responses": None,
+        "provider_responses": provider_responses(record),
         "service_tier": None,
         "web_search_engine": None,
         # ModelGates' own details of the charge.
@@ -90,3 +91,26 @@ def generation_data(record: Generation, workspace_id: str | None) -> dict[str, A
             "request": to_usd(record.request_cost),
         },
     }
+
+
+def provider_responses(record: Generation) -> list[dict[str, Any]] | None:
+    """OpenRouter's ``provider_responses``: each endpoint a routed request tried, the
+    serving one last (``None`` for a request with one endpoint to try)."""
+    if record.attempts is None:
+        return None
+    try:
+        attempts = msgspec.json.decode(record.attempts)
+    except msgspec.DecodeError:
+        return None
+    return [
+        {
+            "provider_name": a.get("provider"),
+            "model_permaslug": a.get("model"),
+            "upstream_model": a.get("upstream_model"),
+            "status": a.get("status") or (200 if a.get("outcome") == "success" else None),
+            "outcome": a.get("outcome"),
+            "latency": a.get("latency_ms"),
+        }
+        for a in attempts
+        if isinstance(a, dict)
+    ]

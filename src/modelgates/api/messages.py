@@ -43,6 +43,7 @@ from modelgates.api.metered import (
     model_route,
     required_max_tokens,
     respond,
+    routing_fields,
     stream_flag,
     token_bound,
     translated,
@@ -87,6 +88,7 @@ async def create_message(request: Request) -> Response:
         stream=stream_flag(body),
         caller=_caller(request, key, body),
         upstream_headers=_forwarded(request.headers) if api is wire.ANTHROPIC else {},
+        **routing_fields(request, body, model),
     )
     return respond(await svc.metered.run(call, renderer, request.app.state.http))
 

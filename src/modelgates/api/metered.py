@@ -18,6 +18,7 @@ from modelgates.api.responses import JSONResponse
 from modelgates.catalog import ModelRoute
 from modelgates.container import Services
 from modelgates.errors import BadRequest, Forbidden, ServiceUnavailable
+from modelgates.gateway import routing
 from modelgates.gateway.metered import Answer, Caller, JsonAnswer, StreamAnswer
 from modelgates.gateway.translate import TranslationError
 from modelgates.gateway.usage import MAX_TOKENS
@@ -64,8 +65,16 @@ async def json_object(request: Request, max_bytes: int) -> dict[str, Any]:
 
 
 def model_route(svc: Services, body: dict[str, Any], *, field: str = "model") -> ModelRoute:
-    """The configured model the body names, or 400."""
+    """The configured model the body names, or 400. Without ``model``, the first
+    configured model of ``models`` (OpenRouter's fallback list alone is enough)."""
     model = body.get(field)
+    listed = body.get("models")
+    if model is None and field == "model" and isinstance(listed, list) and listed:
+        known = next((m for m in listed if isinstance(m, str) and m in svc.gateway.models), None)
+        if known is None:
+            first = listed[0] if isinstance(listed[0], str) else ""
+            raise BadRequest(f"Unknown model: {first[:200]}", field="models")
+        return svc.gateway.models[known]
     if not isinstance(model, str) or not model:
         raise BadRequest(f"{field} is required", field=field)
     route = svc.gateway.models.get(model)
@@ -96,6 +105,26 @@ def fallback_models(body: dict[str, Any]) -> tuple[str, ...]:
                 raise BadRequest(f"{name} must be a list of {shape}", field=name)
             found.append(model)
     return tuple(found)
+
+
+_NOT_ROUTED: dict[str, Any] = {}
+
+
+def routing_fields(request: Request, body: dict[str, Any], model: ModelRoute) -> dict[str, Any]:
+    """The :class:`~modelgates.gateway.metered.Call` fields of the body's routing: its
+    fallback models (``models``, ``fallbacks``), its ``provider`` preferences and, for
+    a request that may try several endpoints, the watch on the client's connection
+    that cancels the remaining attempts. 400 naming the field when one is malformed."""
+    fallbacks = fallback_models(body) if "models" in body or "fallbacks" in body else ()
+    preferences = routing.preferences(body) if "provider" in body else None
+    if not fallbacks and preferences is None and not model.endpoints:
+        return _NOT_ROUTED
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return {"fallbacks": fallbacks, "preferences": preferences, "gone": gone}
 
 
 def token_bound(body: dict[str, Any], *names: str) -> int | None:

@@ -23,13 +23,13 @@ from starlette.responses import Response
 
 from modelgates.api.metered import (
     caller,
-    fallback_models,
     json_object,
     metered_key,
     model_route,
     output_count,
     required_max_tokens,
     respond,
+    routing_fields,
     stream_flag,
     token_bound,
     translated,
@@ -94,7 +94,7 @@ async def _serve(request: Request, route: _Route) -> Response:
         demand=demand,
         stream=route.api is not wire.EMBEDDINGS and stream_flag(body),
         caller=caller(request, key, body),
-        fallbacks=fallback_models(body),
+        **routing_fields(request, body, model),
     )
     return respond(await svc.metered.run(call, renderer, request.app.state.http))
 

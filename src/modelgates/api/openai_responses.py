@@ -45,6 +45,7 @@ from modelgates.api.metered import (
     metered_key,
     model_route,
     respond,
+    routing_fields,
     stream_flag,
     token_bound,
 )
@@ -90,6 +91,7 @@ async def create_response(request: Request) -> Response:
         demand=Demand(prompt, max_tokens=max_tokens),
         stream=stream,
         caller=_caller(request, key, body),
+        **routing_fields(request, body, model),
     )
     answer = await svc.metered.run(call, renderer, request.app.state.http)
     if keep:

@@ -17,7 +17,14 @@ to it is the same for all of them:
    affords, capped by the model's maximum and the per-request ceiling, and the
    upstream is told so.
 2. **Call.** The body goes to the provider (:mod:`modelgates.gateway.upstream`);
-   an upstream that fails before answering releases the reservation (free).
+   an upstream that fails before answering releases the reservation (free). A model
+   with several endpoints, or a request naming other models (``models``) or
+   provider preferences (``provider``), is *routed*: the endpoints are tried in the
+   order :mod:`modelgates.gateway.routing` plans, skipping those cooling down
+   (:mod:`modelgates.gateway.health`), each failure before the first byte (for a
+   stream: before its first event) passing the request on to the next. The one
+   reservation was made at the dearest candidate's worst case; only the attempt that
+   served is charged, at its endpoint's prices.
 3. **Settle.** On the answer's last usage report, if it is sound (a
    :class:`~modelgates.gateway.wire.Meter` reads it; counts above the request's
    own bound are unsound), else on the documented estimate
@@ -35,25 +42,35 @@ release run shielded from cancellation.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import anyio
 import msgspec
 
-from modelgates import allowlist
+from modelgates import allowlist, metrics
 from modelgates.catalog import GatewayConfig, ModelRoute
-from modelgates.errors import BadGateway, ModelNotAllowed
-from modelgates.gateway import sse, upstream
+from modelgates.errors import (
+    BadGateway,
+    BadRequest,
+    ModelGatesError,
+    ModelNotAllowed,
+    TooManyRequests,
+)
+from modelgates.gateway import routing, sse, upstream
+from modelgates.gateway.health import HealthBoard, MemoryHealth, Policy, State
+from modelgates.gateway.routing import ProviderPreferences
 from modelgates.gateway.usage import MAX_TOKENS, Usage
 from modelgates.gateway.wire import Meter, UpstreamApi
 from modelgates.models import ApiKey, Generation
-from modelgates.pricing import Cost, estimate_tokens
+from modelgates.pricing import Cost, Price, estimate_tokens
 from modelgates.services.metering import MeteringService, Ticket
 
 log = logging.getLogger(__name__)
@@ -109,7 +126,40 @@ class Call:
     started: float = field(default_factory=time.monotonic)
     fallbacks: tuple[str, ...] = ()
     """Other model ids the request names (OpenRouter's ``models``, a fallback list):
-    each must be allowed for the key too, though only ``route`` is dispatched."""
+    each must be allowed for the key too; the configured ones whose provider speaks
+    ``route``'s API are tried after ``route``'s endpoints."""
+    preferences: ProviderPreferences | None = None
+    """The request's ``provider`` object, shaping the endpoint order."""
+    gone: Callable[[], Awaitable[None]] | None = None
+    """Returns when the client has disconnected: remaining attempts are cancelled."""
+    attempts: tuple[Attempt, ...] = ()
+    """Set by the routed path on the call it serves: the endpoints tried before."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One endpoint tried for a request (the record's ``attempts``)."""
+
+    provider: str
+    model: str
+    upstream_model: str
+    outcome: str
+    """:data:`~modelgates.gateway.upstream.Outcome`."""
+    status: int | None
+    latency_ms: int
+
+    def describe(self) -> str:
+        return f"{self.model} via {self.provider} ({self.status or self.outcome})"
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """How far routing goes for one request (settings)."""
+
+    extra_attempts: int = 0
+    """Attempts beyond one per endpoint (going round the list again)."""
+    attempt_timeout: float = 30.0
+    """Seconds one attempt may take to its first byte (first event of a stream)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,31 +258,54 @@ async def _shielded(work: Awaitable[T]) -> T:
     return result
 
 
+def _system_clock() -> datetime:
+    return datetime.now().astimezone()
+
+
 class MeteredGateway:
     """Runs metered requests (the module docstring is the whole story)."""
 
-    def __init__(self, metering: MeteringService, config: GatewayConfig) -> None:
+    def __init__(
+        self,
+        metering: MeteringService,
+        config: GatewayConfig,
+        *,
+        health: HealthBoard | None = None,
+        retries: Retries | None = None,
+        clock: Callable[[], datetime] = _system_clock,
+    ) -> None:
         self._metering = metering
         self._config = config
+        self.health = health or MemoryHealth(Policy())
+        self._retries = retries or Retries()
+        self._clock = clock
 
     async def run(self, call: Call, renderer: Renderer, http: aiohttp.ClientSession) -> Answer:
         """Admit, forward and (for a whole answer) settle ``call``; a stream settles as
         its events are consumed."""
         authorize(call.caller.key, call.route.id, call.fallbacks)
-        ticket = await self._admit(call)
+        if call.fallbacks or call.preferences is not None or call.route.endpoints:
+            return await self._routed(call, renderer, http)
+        route = call.route
+        ticket = await self._admit(call, route.price, route.max_completion_tokens)
         granted = ticket.granted_tokens
         body = call.upstream_api.request(
-            call.body, model=call.route.upstream_model, max_tokens=granted, stream=call.stream
+            call.body, model=route.upstream_model, max_tokens=granted, stream=call.stream
         )
+        sent = time.monotonic()
         try:
             response = await upstream.send(
-                http, call.route, call.upstream_api, body,
+                http, route, call.upstream_api, body,
                 stream=call.stream, headers=call.upstream_headers,
             )  # fmt: skip
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, (ModelGatesError, TimeoutError)):
+                outcome = upstream.failure_outcome(exc)
+                metrics.upstream_attempt(route.provider.name, outcome, time.monotonic() - sent)
             await _shielded(self._metering.release(ticket))
             raise
         first_byte = time.monotonic()
+        metrics.upstream_attempt(route.provider.name, "success", first_byte - sent)
         is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
         if call.stream and is_sse:
             run = _StreamRun(
@@ -242,17 +315,134 @@ class MeteredGateway:
         return await self._complete(call, ticket, response, renderer, first_byte)
 
     # 1. admit ---------------------------------------------------------------
-    async def _admit(self, call: Call) -> Ticket:
+    async def _admit(self, call: Call, price: Price, max_completion: int | None) -> Ticket:
         demand = call.demand
-        price = call.route.price
         tokens = demand.max_tokens if demand.has_output else 0
         probe = price.ask(demand.prompt_tokens, demand.outputs, tokens, 0)
         ceiling = max(1, probe.affordable(self._config.max_request_cost))
-        cap = min(call.route.max_completion_tokens or MAX_TOKENS, ceiling)
+        cap = min(max_completion or MAX_TOKENS, ceiling)
         ask = price.ask(demand.prompt_tokens, demand.outputs, tokens, cap)
         return await self._metering.admit(call.caller.key, ask, new_generation_id())
 
-    # 2. a whole answer ------------------------------------------------------
+    # 2. routed: several endpoints, tried in turn ------------------------------
+    async def _routed(self, call: Call, renderer: Renderer, http: aiohttp.ClientSession) -> Answer:
+        endpoints = routing.plan(self._models(call), call.preferences)
+        if not endpoints:
+            raise BadRequest(
+                f"No endpoint of {call.route.id} is left by the provider preferences",
+                field="provider",
+            )
+        states = (
+            await self.health.states([e.endpoint_key for e in endpoints])
+            if len(endpoints) > 1
+            else [State()]
+        )
+        order = _by_health(endpoints, states, self._now())
+        price = _dearest([e.price for e, _ in order])
+        caps = [e.max_completion_tokens for e, _ in order]
+        cap = None if any(c is None for c in caps) else min(c for c in caps if c is not None)
+        ticket = await self._admit(call, price, cap)
+        try:
+            if call.gone is None:
+                served = await self._attempts(call, ticket, order, http)
+            else:
+                served = await _unless_gone(call.gone, self._attempts(call, ticket, order, http))
+        except BaseException:
+            await _shielded(self._metering.release(ticket))
+            raise
+        served_call, response, events, first_byte = served
+        if events is not None:
+            head = self._head(served_call, ticket)
+            run = _StreamRun(
+                self, served_call, ticket, response, renderer.stream(head), upstream_events=events
+            )
+            return StreamAnswer(run.events())
+        return await self._complete(served_call, ticket, response, renderer, first_byte)
+
+    def _models(self, call: Call) -> list[ModelRoute]:
+        """``route``, then the configured models of ``fallbacks`` that speak its API."""
+        models = [call.route]
+        seen = {call.route.id}
+        api = call.route.provider.api
+        for model_id in call.fallbacks:
+            other = self._config.models.get(model_id)
+            if other is not None and model_id not in seen and other.provider.api == api:
+                models.append(other)
+                seen.add(model_id)
+        return models
+
+    def _now(self) -> float:
+        return self._clock().timestamp()
+
+    async def _attempts(
+        self,
+        call: Call,
+        ticket: Ticket,
+        order: list[tuple[ModelRoute, State]],
+        http: aiohttp.ClientSession,
+    ) -> _Served:
+        """Try the endpoints in turn until one answers (module docstring)."""
+        retries = self._retries
+        deadline = call.started + self._config.request_timeout_seconds
+        limit = len(order) + (retries.extra_attempts if len(order) > 1 else 0)
+        sequence = [order[i % len(order)] for i in range(limit)]
+        tried: list[Attempt] = []
+        failures: list[BaseException] = []
+        for endpoint, state in sequence:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            now = self._now()
+            if state.status(now) == "half-open" and not await self.health.claim_probe(
+                endpoint.endpoint_key, now
+            ):
+                continue
+            body = call.upstream_api.request(
+                call.body, model=endpoint.upstream_model, max_tokens=ticket.granted_tokens,
+                stream=call.stream,
+            )  # fmt: skip
+            sent = time.monotonic()
+            response: aiohttp.ClientResponse | None = None
+            events: AsyncIterator[sse.Event] | None = None
+            try:
+                with anyio.fail_after(min(remaining, retries.attempt_timeout)):
+                    response = await upstream.send(
+                        http, endpoint, call.upstream_api, body,
+                        stream=call.stream, headers=call.upstream_headers,
+                    )  # fmt: skip
+                    is_sse = response.headers.get("content-type", "").startswith(
+                        "text/event-stream"
+                    )
+                    if call.stream and is_sse:
+                        events = await _started(sse.events(response.content.iter_any()))
+            except (ModelGatesError, TimeoutError, *upstream.UPSTREAM_ERRORS) as exc:
+                if response is not None:
+                    response.release()
+                outcome = upstream.failure_outcome(exc)
+                if isinstance(exc, aiohttp.ClientError):
+                    outcome = "unreachable"
+                elapsed = time.monotonic() - sent
+                metrics.upstream_attempt(endpoint.provider.name, outcome, elapsed)
+                tried.append(_attempt(endpoint, outcome, exc, elapsed))
+                log.warning(
+                    "upstream %s failed for %s (%s)", endpoint.endpoint_key, endpoint.id, outcome
+                )
+                if outcome == "rejected":
+                    raise
+                if len(order) > 1:
+                    await self.health.failure(endpoint.endpoint_key, self._now())
+                failures.append(exc)
+                continue
+            first_byte = time.monotonic()
+            metrics.upstream_attempt(endpoint.provider.name, "success", first_byte - sent)
+            if not state.clean:
+                await self.health.success(endpoint.endpoint_key)
+            tried.append(_attempt(endpoint, "success", None, first_byte - sent))
+            served = dataclasses.replace(call, route=endpoint, attempts=tuple(tried))
+            return served, response, events, first_byte
+        raise _all_failed(call, tried, failures)
+
+    # 3. a whole answer ------------------------------------------------------
     async def _complete(
         self,
         call: Call,
@@ -277,7 +467,7 @@ class MeteredGateway:
         outcome = await self._settle(call, ticket, meter, first_byte=first_byte)
         return JsonAnswer(renderer.body(payload, outcome), response.status)
 
-    # 3 and 4. settle and record ---------------------------------------------
+    # 4 and 5. settle and record ---------------------------------------------
     async def _settle(
         self,
         call: Call,
@@ -331,6 +521,7 @@ class MeteredGateway:
             user_agent=_text(caller.user_agent),
             external_user=_text(caller.external_user),
             session_id=_text(caller.session_id),
+            attempts=_attempts_json(call.attempts),
         )
         await _shielded(self._metering.settle(ticket, record))
         charged_cost = Cost(charged, cost.prompt, cost.completion, cost.request)
@@ -374,6 +565,8 @@ class _StreamRun:
     meter: Meter = field(init=False)
     settled: Outcome | None = None
     first_event: float | None = None
+    upstream_events: AsyncIterator[sse.Event] | None = None
+    """The upstream's events when routing already read the first (else read here)."""
 
     def __post_init__(self) -> None:
         self.meter = self.call.upstream_api.meter()
@@ -391,7 +584,10 @@ class _StreamRun:
             for out in self.renderer.start():
                 yield out
             try:
-                async for event in sse.events(self.response.content.iter_any()):
+                upstream_events = self.upstream_events or sse.events(
+                    self.response.content.iter_any()
+                )
+                async for event in upstream_events:
                     if self.first_event is None:
                         self.first_event = time.monotonic()
                     payload = event.json()
@@ -443,3 +639,104 @@ def _text(value: str | None) -> str | None:
         return None
     cleaned = value[:MAX_TEXT_FIELD].replace("\x00", "")
     return cleaned.encode("utf-8", "replace").decode("utf-8")
+
+
+_Served = tuple[Call, aiohttp.ClientResponse, AsyncIterator[sse.Event] | None, float]
+"""The call as served (its route the endpoint), the response, the stream's events
+(first one pending again) and when the first byte came."""
+
+
+async def _started(events: AsyncGenerator[sse.Event, None]) -> AsyncIterator[sse.Event]:
+    """``events`` with the first already read, so a stream that fails before its first
+    event fails here (and the next endpoint can be tried); an empty stream is a failure."""
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        raise BadGateway("upstream stream ended before its first event") from None
+
+    async def resumed() -> AsyncGenerator[sse.Event, None]:
+        yield first
+        async for event in events:
+            yield event
+
+    return resumed()
+
+
+async def _unless_gone(gone: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:
+    """``work``, cancelled when the client disconnects (``gone`` returns)."""
+    result: list[T] = []
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            await gone()
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        result.append(await work)
+        group.cancel_scope.cancel()
+    if not result:
+        raise BadGateway("the client disconnected before an upstream answered")
+    return result[0]
+
+
+def _by_health(
+    endpoints: list[ModelRoute], states: list[State], now: float
+) -> list[tuple[ModelRoute, State]]:
+    """The endpoints with their health, those cooling down left out (all of them kept,
+    in order, when every one is cooling down: a last resort beats a refusal)."""
+    paired = list(zip(endpoints, states, strict=True))
+    usable = [(e, s) for e, s in paired if s.status(now) != "cooling"]
+    return usable or paired
+
+
+def _dearest(prices: list[Price]) -> Price:
+    """A price at least as dear as each of ``prices`` in every part (the reservation's)."""
+    if len(prices) == 1:
+        return prices[0]
+    return Price(
+        prompt=max(max(p.prompt, p.cache_read_price, p.cache_write_price) for p in prices),
+        completion=max(max(p.completion, p.reasoning_price) for p in prices),
+        request=max(p.request for p in prices),
+    )
+
+
+def _attempt(
+    endpoint: ModelRoute, outcome: str, exc: BaseException | None, seconds: float
+) -> Attempt:
+    status = (getattr(exc, "metadata", None) or {}).get("upstream_status")
+    if status is None and isinstance(exc, ModelGatesError) and outcome in ("rate_limited",):
+        status = 429
+    return Attempt(
+        endpoint.provider.name, endpoint.id, endpoint.upstream_model, outcome,
+        status if isinstance(status, int) else None, _ms(seconds),
+    )  # fmt: skip
+
+
+def _all_failed(call: Call, tried: list[Attempt], failures: list[BaseException]) -> Exception:
+    """The client's error when no endpoint answered: 429 (with the shortest
+    ``Retry-After`` any sent) when every one said 429, else 502 listing what was tried."""
+    listed = [dataclasses.asdict(a) for a in tried]
+    if not tried:
+        return BadGateway(f"{upstream.UPSTREAM_UNAVAILABLE}: the request timed out")
+    if all(a.outcome == "rate_limited" for a in tried):
+        waits = [
+            int(value)
+            for exc in failures
+            if isinstance(value := (getattr(exc, "metadata", None) or {}).get("retry_after"), str)
+            and value.isdigit()
+        ]
+        return TooManyRequests(
+            "Every upstream is rate limited: " + ", ".join(a.describe() for a in tried),
+            headers={"Retry-After": str(min(waits) if waits else 1)},
+            metadata={"attempts": listed},
+        )
+    error = BadGateway("All upstreams failed: " + ", ".join(a.describe() for a in tried))
+    error.metadata = {"attempts": listed}
+    return error
+
+
+def _attempts_json(attempts: tuple[Attempt, ...]) -> str | None:
+    """The record's ``attempts`` column: ``None`` for a request that was not routed."""
+    if not attempts:
+        return None
+    return msgspec.json.encode([dataclasses.asdict(a) for a in attempts]).decode()

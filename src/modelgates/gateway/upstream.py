@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import msgspec
@@ -67,7 +67,30 @@ async def send(
         raw = b""
     finally:
         response.release()
-    raise upstream_error(response.status, raw, route)
+    error = upstream_error(response.status, raw, route)
+    retry_after = response.headers.get("retry-after") if response.status == 429 else None
+    if retry_after is not None and isinstance(error, UpstreamRejected) and error.metadata:
+        error.metadata["retry_after"] = retry_after[:50]
+    raise error
+
+
+Outcome = Literal["success", "unreachable", "timeout", "rate_limited", "error", "auth", "rejected"]
+"""How one upstream attempt ended (the ``outcome`` label of the upstream metrics)."""
+RETRIED_STATUSES = frozenset({408, 429})
+"""4xx statuses that say "not now" rather than "not this request": tried elsewhere."""
+
+
+def failure_outcome(exc: BaseException) -> Outcome:
+    """What a failed :func:`send` (or a timeout around it) was; only ``rejected`` (a
+    4xx about the request itself) is relayed to the client rather than tried elsewhere."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    status = (getattr(exc, "metadata", None) or {}).get("upstream_status")
+    if isinstance(exc, UpstreamRejected):
+        return {408: "timeout", 429: "rate_limited"}.get(exc.status, "rejected")  # type: ignore[return-value]
+    if status is None:
+        return "unreachable"
+    return "auth" if status in (401, 403, 407) else "error"
 
 
 def upstream_error(status: int, raw: bytes, route: ModelRoute) -> Exception:

@@ -32,8 +32,9 @@ from modelgates.gateway.usage import Usage
 
 ApiName = Literal["chat", "completions", "embeddings", "anthropic", "responses"]
 ANTHROPIC_VERSION = "2023-06-01"
-ROUTING_FIELDS = frozenset({"models", "fallbacks"})
-"""OpenRouter's fallback lists: checked against the key's allowlist, never forwarded."""
+ROUTING_FIELDS = frozenset({"models", "fallbacks", "provider"})
+"""OpenRouter's routing fields (fallback lists, provider preferences): the gateway
+applies them (:mod:`modelgates.gateway.routing`), never forwards them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +63,9 @@ class UpstreamApi:
     ) -> dict[str, Any]:
         """``body`` as sent upstream: the provider's model name, the output bound the
         budget granted (when the client named none) and, for an OpenAI stream, the
-        usage chunk the metering needs (``stream_options.include_usage``). A fallback
-        list (``models``, ``fallbacks``) is not sent: the gateway dispatches one model,
-        and an upstream that routes by it could serve another."""
+        usage chunk the metering needs (``stream_options.include_usage``). The routing
+        fields (``models``, ``fallbacks``, ``provider``) are not sent: the gateway picks
+        the endpoint, and an upstream that routes by them could serve another."""
         sent = {name: value for name, value in body.items() if name not in ROUTING_FIELDS}
         sent["model"] = model
         if max_tokens is not None and self.max_tokens_field is not None:
