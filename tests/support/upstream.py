@@ -10,6 +10,11 @@ The upstream model name picks a behaviour, so one server covers every case:
 ``echo``           answers normally (streams when asked, usage when asked)
 ``no-usage``       never reports usage
 ``die``            streams two chunks, then drops the connection
+``die-first``      starts a stream, then drops the connection before its first chunk
+``limited``        answers 429 with ``Retry-After:`` :data:`RETRY_AFTER`
+``hang``           answers nothing for :data:`HANG_SECONDS`
+``forbidden``      answers 403
+``overloaded``     answers 503
 ``slow``           sleeps ``SLOW_SECONDS`` between stream chunks
 ``fail``           answers 500
 ``reject``         answers 400 with an OpenAI error body
@@ -37,7 +42,10 @@ prompts) one set per prompt: completion tokens count all of them. A stream with
 ``stream_options.continuous_usage_stats`` carries the cumulative usage in every
 chunk, as vLLM sends it.
 
-Every request's headers and JSON body are recorded in ``requests``.
+Every request's headers and JSON body are recorded in ``requests``. Setting
+``Upstream.mode`` to a behaviour's name makes the server answer every request that way,
+whatever model it names (``None``: back to normal), so a test can break one of several
+servers on demand and mend it again.
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 SLOW_SECONDS = 0.3
+HANG_SECONDS = 30.0
+RETRY_AFTER = "7"
 DEFAULT_COMPLETION_TOKENS = 5
 HELLO = "Hello from the stub upstream."
 TOOL_CALL_ID = "call_stub_01"
@@ -77,9 +87,26 @@ class Recorded:
 
 
 @dataclass
+class Switch:
+    """The behaviour a server answers every request with, whatever the model (``None``:
+    the model's own)."""
+
+    mode: str | None = None
+
+
+@dataclass
 class Upstream:
     base_url: str
     requests: list[Recorded] = field(default_factory=list)
+    switch: Switch = field(default_factory=Switch)
+
+    @property
+    def mode(self) -> str | None:
+        return self.switch.mode
+
+    @mode.setter
+    def mode(self, value: str | None) -> None:
+        self.switch.mode = value
 
     @property
     def v1(self) -> str:
@@ -138,11 +165,28 @@ def _tool_call(body: dict[str, Any], prompt: int) -> Response:
     return StreamingResponse(chunks(), media_type="text/event-stream")
 
 
-def make_app(record: list[Recorded]) -> Starlette:
+def make_app(record: list[Recorded], switch: Switch | None = None) -> Starlette:
+    switch = switch or Switch()
+
     async def body_of(request: Request) -> dict[str, Any]:
         body: dict[str, Any] = msgspec.json.decode(await request.body())
         record.append(Recorded(request.url.path, dict(request.headers), body))
+        if switch.mode is not None:
+            body = {**body, "model": switch.mode}
         return body
+
+    async def failure(model: str) -> Response | None:
+        """The answer of a behaviour that fails before answering, else ``None``."""
+        if model == "limited":
+            error = {"error": {"message": "rate limited", "type": "rate_limit_error"}}
+            return JSONResponse(error, status_code=429, headers={"Retry-After": RETRY_AFTER})
+        if model == "hang":
+            await asyncio.sleep(HANG_SECONDS)
+        if model == "forbidden":
+            return JSONResponse({"error": {"message": "forbidden"}}, status_code=403)
+        if model == "overloaded":
+            return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
+        return None
 
     def usage(model: str, prompt: int, completion: int) -> dict[str, Any]:
         reported: dict[str, Any] = {
@@ -160,6 +204,9 @@ def make_app(record: list[Recorded]) -> Starlette:
         model = body["model"]
         if model == "fail":
             return JSONResponse({"error": {"message": "boom"}}, status_code=500)
+        failed = await failure(model)
+        if failed is not None:
+            return failed
         if model == "reject":
             return JSONResponse(
                 {"error": {"message": "context too long", "type": "invalid_request_error"}},
@@ -230,7 +277,7 @@ def make_app(record: list[Recorded]) -> Starlette:
             "model": model,
         }
         for step in range(per_choice):
-            if model == "die" and step == 2:
+            if (model == "die" and step == 2) or (model == "die-first" and step == 0):
                 raise RuntimeError("upstream died mid-stream")
             if model == "slow" and step > 0:
                 await asyncio.sleep(SLOW_SECONDS)
@@ -358,8 +405,9 @@ def serving(app: Starlette, port: int = 0) -> Iterator[str]:
 def running_upstream() -> Iterator[Upstream]:
     """Serve the fake upstream on a free loopback port for the duration of the block."""
     record: list[Recorded] = []
-    with serving(make_app(record)) as base_url:
-        yield Upstream(base_url, record)
+    switch = Switch()
+    with serving(make_app(record, switch)) as base_url:
+        yield Upstream(base_url, record, switch)
 
 
 def gateway_toml(upstream: Upstream, *, api_key_env: str | None = "MG_TEST_UPSTREAM_KEY") -> str:

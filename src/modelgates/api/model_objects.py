@@ -85,7 +85,7 @@ def pricing(route: ModelRoute) -> dict[str, str]:
 
 def endpoints_object(route: ModelRoute) -> dict[str, Any]:
     """``GET /models/{author}/{slug}/endpoints``'s data: the model and its endpoints,
-    one per configured upstream (a model has one)."""
+    one per configured upstream, in the catalogue's order, each with its own prices."""
     card = route.about
     return {
         "id": route.id,
@@ -93,7 +93,7 @@ def endpoints_object(route: ModelRoute) -> dict[str, Any]:
         "created": card.created,
         "description": card.description,
         "architecture": architecture(card),
-        "endpoints": [endpoint_object(route)],
+        "endpoints": [endpoint_object(endpoint) for endpoint in route.candidates],
     }
 
 

@@ -665,6 +665,7 @@ async def _started(events: AsyncGenerator[sse.Event, None]) -> AsyncIterator[sse
 async def _unless_gone(gone: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:
     """``work``, cancelled when the client disconnects (``gone`` returns)."""
     result: list[T] = []
+    failure: list[Exception] = []
     async with anyio.create_task_group() as group:
 
         async def watch() -> None:
@@ -672,8 +673,13 @@ async def _unless_gone(gone: Callable[[], Awaitable[None]], work: Awaitable[T]) 
             group.cancel_scope.cancel()
 
         group.start_soon(watch)
-        result.append(await work)
+        try:
+            result.append(await work)
+        except Exception as exc:  # raised as itself, not in the task group's group
+            failure.append(exc)
         group.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
     if not result:
         raise BadGateway("the client disconnected before an upstream answered")
     return result[0]
