@@ -16,6 +16,7 @@ from modelgates.cli.db import db
 from modelgates.cli.keys import keys
 from modelgates.cli.remote import login, whoami
 from modelgates.cli.serve import serve
+from modelgates.cli.upstreams import upstreams
 from modelgates.cli.users import users
 
 __all__ = ["main", "redact_url"]
@@ -27,5 +28,5 @@ def main() -> None:
     """ModelGates: an LLM gateway that hands out user-controlled API keys (OAuth PKCE)."""
 
 
-for command in (serve, users, keys, apps, db, audit_trail, alerts, login, whoami):
+for command in (serve, users, keys, apps, db, audit_trail, alerts, upstreams, login, whoami):
     main.add_command(command)

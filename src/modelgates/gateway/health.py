@@ -145,8 +145,8 @@ return {failures, trips, tostring(open_until)}
 
 # Claim the probe: KEYS[1] the hash; ARGV now, probe seconds.
 _PROBE_SCRIPT = """
-local until = tonumber(redis.call('HGET', KEYS[1], 'probe_until')) or 0
-if tonumber(ARGV[1]) < until then return 0 end
+local busy = tonumber(redis.call('HGET', KEYS[1], 'probe_until')) or 0
+if tonumber(ARGV[1]) < busy then return 0 end
 redis.call('HSET', KEYS[1], 'probe_until', tonumber(ARGV[1]) + tonumber(ARGV[2]))
 return 1
 """
