@@ -195,6 +195,11 @@ def test_every_field_has_an_environment_variable(tmp_path: Path) -> None:
         "MODELGATES_SMTP_STARTTLS": "false",
         "MODELGATES_SMTP_USERNAME": "gateway",
         "MODELGATES_SMTP_PASSWORD": "smtp-secret",
+        "MODELGATES_UPSTREAM_COOLDOWN_FAILURES": "5",
+        "MODELGATES_UPSTREAM_COOLDOWN_SECONDS": "10",
+        "MODELGATES_UPSTREAM_COOLDOWN_MAX_SECONDS": "100",
+        "MODELGATES_UPSTREAM_EXTRA_ATTEMPTS": "2",
+        "MODELGATES_UPSTREAM_ATTEMPT_TIMEOUT_SECONDS": "5",
     }
     names = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     assert names == set(env)
@@ -523,3 +528,18 @@ def test_alert_secrets_stay_out_of_the_settings_repr() -> None:
     settings = Settings(alert_webhook_secret=secret, smtp_username="u", smtp_password="pw-9")
     assert secret not in repr(settings) and "pw-9" not in repr(settings)
     assert Settings().alert_threshold_list() == (50, 80, 100)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("UPSTREAM_COOLDOWN_FAILURES", "-1"),
+        ("UPSTREAM_COOLDOWN_SECONDS", "0"),
+        ("UPSTREAM_COOLDOWN_SECONDS", "1000"),  # above the default maximum of 600
+        ("UPSTREAM_EXTRA_ATTEMPTS", "11"),
+        ("UPSTREAM_ATTEMPT_TIMEOUT_SECONDS", "0"),
+    ],
+)
+def test_bad_upstream_routing_settings_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"MODELGATES_{name}"):
+        Settings.from_env({f"MODELGATES_{name}": value})
