@@ -3,6 +3,7 @@ the ``[[models.endpoints]]`` form of the catalogue."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 
@@ -11,7 +12,16 @@ from click.testing import CliRunner
 
 from modelgates.catalog import ConfigError, parse_config
 from modelgates.cli import main
-from modelgates.gateway.health import HealthBoard, MemoryHealth, Policy, RedisHealth, State, failed
+from modelgates.gateway.health import (
+    HealthBoard,
+    MemoryHealth,
+    Policy,
+    RedisHealth,
+    State,
+    StoreHealth,
+    failed,
+)
+from modelgates.store import Store, open_store
 from tests.support.redis_server import require_redis
 
 POLICY = Policy(failures=2, cooldown=10.0, max_cooldown=25.0)
@@ -62,6 +72,11 @@ async def test_memory_health() -> None:
     await check_board(board, board, "a:m")
 
 
+async def test_store_health_is_shared_between_processes(store: Store) -> None:
+    await check_board(StoreHealth(store, POLICY), StoreHealth(store, POLICY), "a:m")
+    assert await store.endpoint_health([]) == []
+
+
 async def test_redis_health_is_shared_between_processes() -> None:
     url = require_redis()
     first, second = RedisHealth(url, POLICY), RedisHealth(url, POLICY)
@@ -106,13 +121,27 @@ weight = 2
 """
     )
     monkeypatch.delenv("MODELGATES_REDIS_URL", raising=False)
-    alone = CliRunner().invoke(main, ["upstreams", "--config", str(config)])
-    assert alone.exit_code == 0, alone.output
-    assert "x/model" in alone.output and "spare" in alone.output
-    assert "each server process keeps its own" in alone.output
+    database = f"sqlite:///{tmp_path / 'mg.db'}"
+    command = ["upstreams", "--config", str(config), "--database-url", database]
+    fresh = CliRunner().invoke(main, command)
+    assert fresh.exit_code == 0, fresh.output
+    assert "x/model" in fresh.output and "spare" in fresh.output
+    assert "cooling" not in fresh.output
+
+    async def trip_in_store() -> None:
+        opened = await open_store(database, pool_size=1)
+        try:
+            board = StoreHealth(opened, POLICY)
+            for _ in range(2):
+                await board.failure(f"{provider}:m", 1e12)
+        finally:
+            await opened.close()
+
+    asyncio.run(trip_in_store())
+    stored = CliRunner().invoke(main, command)
+    assert "cooling" in next(line for line in stored.output.splitlines() if provider in line)
 
     url = require_redis()
-    import asyncio
 
     async def trip() -> None:
         board = RedisHealth(url, POLICY)
@@ -124,7 +153,8 @@ weight = 2
 
     asyncio.run(trip())
     monkeypatch.setenv("MODELGATES_REDIS_URL", url)
-    shared = CliRunner().invoke(main, ["upstreams", "--config", str(config)])
+    provider_only = ["upstreams", "--config", str(config), "--database-url", database]
+    shared = CliRunner().invoke(main, provider_only)
     assert shared.exit_code == 0, shared.output
     row = next(line for line in shared.output.splitlines() if provider in line)
     assert "cooling" in row

@@ -102,7 +102,7 @@ class Services:
             metered=MeteredGateway(
                 metering,
                 gateway,
-                health=board_for(settings.redis_url, health_policy(settings)),
+                health=board_for(settings.redis_url, health_policy(settings), store),
                 retries=Retries(
                     settings.upstream_extra_attempts, settings.upstream_attempt_timeout_seconds
                 ),

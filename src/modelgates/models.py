@@ -446,3 +446,28 @@ class AttemptOutcome:
     delivered: bool
     next_attempt_at: datetime | None
     """When to try again; ``None`` with ``delivered`` false: failed for good."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    """One upstream endpoint's cool-down state (:mod:`modelgates.gateway.health`)."""
+
+    failures: int = 0
+    """Consecutive failures since the last success or trip."""
+    trips: int = 0
+    """Cool-downs in a row (the next lasts ``cooldown × 2**trips``)."""
+    open_until: float = 0.0
+    """Unix seconds the current cool-down ends (0: none)."""
+    probe_until: float = 0.0
+    """A half-open probe is under way until then."""
+
+    def status(self, now: float) -> Literal["healthy", "cooling", "half-open", "probing"]:
+        if self.open_until and now < self.open_until:
+            return "cooling"
+        if self.trips:
+            return "probing" if now < self.probe_until else "half-open"
+        return "healthy"
+
+    @property
+    def clean(self) -> bool:
+        return self == EndpointHealth()

@@ -88,7 +88,8 @@ class Settings:
     upstream_cooldown_failures: int = 3
     """consecutive failures (before answering: unreachable, timed out, 408, 429, 5xx,
     401/403) after which an endpoint of a model with several is skipped for a cool-down;
-    0: never. Shared through Redis when ``MODELGATES_REDIS_URL`` is set, else per process"""
+    0: never. Shared through Redis when ``MODELGATES_REDIS_URL`` is set, else through the
+    database"""
     upstream_cooldown_seconds: float = 30.0
     """the first cool-down; each further one in a row doubles it, up to
     ``MODELGATES_UPSTREAM_COOLDOWN_MAX_SECONDS``; then one request probes the endpoint"""

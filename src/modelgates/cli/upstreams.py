@@ -1,5 +1,5 @@
 """``modelgates upstreams``: every model's endpoints, in the order they are tried, and
-their health (the cool-down state the servers share through Redis)."""
+their health (the cool-down state the servers share through Redis or the database)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import time
 import click
 
 from modelgates.catalog import ConfigError, GatewayConfig, load_config
-from modelgates.cli._common import settings_from
+from modelgates.cli._common import database_option, run, settings_from
 from modelgates.cli._tables import table
-from modelgates.container import health_policy
+from modelgates.container import Services, health_policy
 from modelgates.gateway.health import RedisHealth, State
 from modelgates.settings import ENV_PREFIX
 
@@ -24,43 +24,42 @@ from modelgates.settings import ENV_PREFIX
     type=click.Path(dir_okay=False),
     help=f"The gateway configuration (default: {ENV_PREFIX}CONFIG).",
 )
-def upstreams(config_path: str | None) -> None:
+@database_option
+def upstreams(config_path: str | None, database_url: str | None) -> None:
     """Show each model's endpoints and their health."""
-    settings = settings_from(None, config_path)
+    settings = settings_from(database_url, config_path)
     if not settings.config:
         raise click.ClickException(f"no gateway configuration: pass --config or {ENV_PREFIX}CONFIG")
     try:
         gateway = load_config(settings.config)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    endpoints = [e for model in gateway.models.values() for e in model.candidates]
-    states: list[State] | None = None
+    keys = [e.endpoint_key for model in gateway.models.values() for e in model.candidates]
     if settings.redis_url:
-        keys = [e.endpoint_key for e in endpoints]
-        states = asyncio.run(
-            _states(RedisHealth(settings.redis_url, health_policy(settings)), keys)
-        )
+        board = RedisHealth(settings.redis_url, health_policy(settings))
+        states = asyncio.run(_from_redis(board, keys))
+    else:
+
+        async def from_store(svc: Services) -> list[State]:
+            return await svc.store.endpoint_health(keys)
+
+        states = run(from_store, database_url)
     click.echo(_render(gateway, states, time.time()))
-    if states is None:
-        click.echo(
-            f"\nhealth: each server process keeps its own (set {ENV_PREFIX}REDIS_URL to share"
-            " it and see it here)"
-        )
 
 
-async def _states(board: RedisHealth, keys: list[str]) -> list[State]:
+async def _from_redis(board: RedisHealth, keys: list[str]) -> list[State]:
     try:
         return await board.states(keys)
     finally:
         await board.close()
 
 
-def _render(gateway: GatewayConfig, states: list[State] | None, now: float) -> str:
+def _render(gateway: GatewayConfig, states: list[State], now: float) -> str:
     rows: list[list[str]] = []
     index = 0
     for model in gateway.models.values():
         for position, endpoint in enumerate(model.candidates, start=1):
-            state = states[index] if states is not None else None
+            state = states[index]
             index += 1
             rows.append(
                 [
@@ -69,17 +68,11 @@ def _render(gateway: GatewayConfig, states: list[State] | None, now: float) -> s
                     endpoint.provider.name,
                     endpoint.upstream_model,
                     "-" if endpoint.weight is None else str(endpoint.weight),
-                    "-" if state is None else state.status(now),
-                    "-" if state is None else str(state.failures),
-                    _until(state, now),
+                    state.status(now),
+                    str(state.failures),
+                    f"{state.open_until - now:.0f}s" if state.open_until > now else "-",
                 ]
             )
     headers = ["MODEL", "#", "PROVIDER", "UPSTREAM MODEL", "WEIGHT", "HEALTH", "FAILURES",
                "COOLING FOR"]  # fmt: skip
     return table(headers, rows, right={1, 4, 6, 7})
-
-
-def _until(state: State | None, now: float) -> str:
-    if state is None or state.open_until <= now:
-        return "-"
-    return f"{state.open_until - now:.0f}s"

@@ -10,17 +10,24 @@ cleared), a failure opens it again for the next, longer period.
 Only requests with more than one endpoint to try consult or change health: a model
 with one endpoint has nothing to fall back to, so its requests skip this module.
 
-With a Redis URL the state is one hash per endpoint (``mg:upstream:<endpoint>``),
-shared by every process; a Redis error is logged and the endpoint counts as healthy
-(a cool-down is an optimisation, never a reason to refuse a request).
+The state is shared by every process: with a Redis URL, one hash per endpoint
+(``mg:upstream:<endpoint>``), else one row per unhealthy endpoint in the store
+(``upstream_health``, changed under its lock). A Redis or database error is logged
+and the endpoint counts as healthy (a cool-down is an optimisation, never a reason
+to refuse a request). :class:`MemoryHealth` keeps it in one process.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from modelgates.models import EndpointHealth
+
+if TYPE_CHECKING:
+    from modelgates.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +44,8 @@ class Policy:
     max_cooldown: float = 600.0
 
 
-@dataclass(frozen=True, slots=True)
-class State:
-    """One endpoint's health."""
-
-    failures: int = 0
-    """Consecutive failures since the last success or trip."""
-    trips: int = 0
-    """Cool-downs in a row (the next lasts ``cooldown × 2**trips``)."""
-    open_until: float = 0.0
-    """Unix seconds the current cool-down ends (0: none)."""
-    probe_until: float = 0.0
-    """A half-open probe is under way until then."""
-
-    def status(self, now: float) -> str:
-        if self.open_until and now < self.open_until:
-            return "cooling"
-        if self.trips:
-            return "probing" if now < self.probe_until else "half-open"
-        return "healthy"
-
-    @property
-    def clean(self) -> bool:
-        return self == State()
+State = EndpointHealth
+"""One endpoint's health (:class:`~modelgates.models.EndpointHealth`)."""
 
 
 def failed(state: State, now: float, policy: Policy) -> State:
@@ -118,6 +104,46 @@ class MemoryHealth:
 
 
 _HEALTHY = State()
+
+
+class StoreHealth:
+    """Health shared by every process through the store (``upstream_health``)."""
+
+    def __init__(self, store: Store, policy: Policy) -> None:
+        self.policy = policy
+        self._store = store
+
+    async def states(self, keys: Sequence[str]) -> list[State]:
+        try:
+            return await self._store.endpoint_health(keys)
+        except Exception as exc:  # the database's own errors differ by backend
+            log.warning("upstream health unreadable (%r): all endpoints healthy", exc)
+            return [_HEALTHY for _ in keys]
+
+    async def claim_probe(self, key: str, now: float) -> bool:
+        claimed = now + PROBE_SECONDS
+
+        def claim(state: State) -> State:
+            return state if now < state.probe_until else replace(state, probe_until=claimed)
+
+        return (await self._change(key, claim)).probe_until == claimed
+
+    async def failure(self, key: str, now: float) -> State:
+        return await self._change(key, lambda state: failed(state, now, self.policy))
+
+    async def success(self, key: str) -> None:
+        await self._change(key, lambda _: _HEALTHY)
+
+    async def _change(self, key: str, change: Callable[[State], State]) -> State:
+        try:
+            return await self._store.change_endpoint_health(key, change)
+        except Exception as exc:
+            log.warning("upstream health not recorded (%r)", exc)
+            return _HEALTHY
+
+    async def close(self) -> None:
+        return None
+
 
 # One failure, atomically: KEYS[1] the hash; ARGV now, threshold, cooldown, max, ttl.
 _FAILURE_SCRIPT = """
@@ -234,8 +260,8 @@ def _from_hash(row: dict[bytes, bytes]) -> State:
     )
 
 
-def board_for(redis_url: str | None, policy: Policy) -> HealthBoard:
-    """Redis-backed when ``redis_url`` is set, else this process's memory."""
+def board_for(redis_url: str | None, policy: Policy, store: Store) -> HealthBoard:
+    """Redis-backed when ``redis_url`` is set, else the store's."""
     if redis_url:
         return RedisHealth(redis_url, policy)
-    return MemoryHealth(policy)
+    return StoreHealth(store, policy)

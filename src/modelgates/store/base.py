@@ -7,7 +7,7 @@ row does so in one transaction, so a crash leaves either all or none of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from modelgates.models import (
     AuditEvent,
     AuthCode,
     DaySpend,
+    EndpointHealth,
     Generation,
     PendingSignIn,
     ProviderIdentity,
@@ -419,6 +420,18 @@ class Store(Protocol):
 
     async def list_attempts(self, delivery_id: str) -> list[AlertAttempt]:
         """Every try of a delivery, first first."""
+
+    # upstream endpoint health (cool-downs) -----------------------------------
+    async def endpoint_health(self, endpoints: Sequence[str]) -> list[EndpointHealth]:
+        """The health of each of ``endpoints``, in order (healthy when unknown)."""
+        ...
+
+    async def change_endpoint_health(
+        self, endpoint: str, change: Callable[[EndpointHealth], EndpointHealth]
+    ) -> EndpointHealth:
+        """Apply ``change`` to the endpoint's health under its lock (one transaction, so
+        concurrent processes never lose a failure) and keep the result (a clean one
+        deletes the row); returns it."""
         ...
 
 

@@ -36,6 +36,7 @@ from modelgates.store.base import KeyChange, key_changes, migration_files, utc
 from modelgates.store.postgres_activity import PostgresActivity
 from modelgates.store.postgres_alerts import PostgresAlerts
 from modelgates.store.postgres_allowlists import narrow_minted, parent_allowlist, within_creator
+from modelgates.store.postgres_health import PostgresHealth
 from modelgates.store.postgres_metering import PostgresMetering
 from modelgates.store.postgres_responses import PostgresResponses
 from modelgates.store.postgres_rotation import PostgresRotation
@@ -58,6 +59,7 @@ class PostgresStore(
     PostgresRotation,
     PostgresResponses,
     PostgresActivity,
+    PostgresHealth,
 ):
     """:class:`~modelgates.store.base.Store` on PostgreSQL."""
 

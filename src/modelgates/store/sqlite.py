@@ -32,6 +32,7 @@ from modelgates.store.sqlite_activity import SqliteActivity
 from modelgates.store.sqlite_alerts import SqliteAlerts
 from modelgates.store.sqlite_allowlists import narrow_minted, parent_allowlist, within_creator
 from modelgates.store.sqlite_engine import SqliteEngine, path_from_url
+from modelgates.store.sqlite_health import SqliteHealth
 from modelgates.store.sqlite_metering import SqliteMetering
 from modelgates.store.sqlite_responses import SqliteResponses
 from modelgates.store.sqlite_rotation import SqliteRotation
@@ -56,6 +57,7 @@ class SqliteStore(
     SqliteRotation,
     SqliteResponses,
     SqliteActivity,
+    SqliteHealth,
     SqliteEngine,
 ):
     """:class:`~modelgates.store.base.Store` on a SQLite file."""
