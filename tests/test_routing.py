@@ -134,6 +134,14 @@ prompt_price = 1.0
 completion_price = 2.0
 
 [[models]]
+id = "r/capped"
+provider = "primary"
+upstream_model = "echo"
+prompt_price = 1.0
+completion_price = 2.0
+max_completion_tokens = 7
+
+[[models]]
 id = "r/dear"
 provider = "primary"
 upstream_model = "echo"
@@ -557,3 +565,75 @@ async def test_endpoints_list_each_endpoint_with_its_prices(gateway: httpx.Async
     listed = (await gateway.get("/api/v1/models")).json()["data"]
     llama = next(model for model in listed if model["id"] == "r/llama")
     assert float(llama["pricing"]["completion"]) == 0.000002  # the first endpoint's
+
+
+# --- bounds --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def app_with(
+    store: Store, clock: FakeClock, primary: Upstream, backup: Upstream, third: Upstream
+) -> AsyncIterator[Any]:
+    """Builds a client on a gateway with other settings or a shorter request timeout."""
+    stack: list[Any] = []
+
+    async def build(settings: Settings, request_timeout: float = 30) -> httpx.AsyncClient:
+        text = routing_toml(primary, backup, third).replace(
+            "request_timeout_seconds = 30", f"request_timeout_seconds = {request_timeout}"
+        )
+        app = build_app(settings, store=store, clock=clock, gateway=parse_config(text))
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        http = httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)
+        stack.append((lifespan, http))
+        return http
+
+    yield build
+    for lifespan, http in reversed(stack):
+        await http.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def test_extra_attempts_go_round_the_list_again(
+    app_with: Any, services: Services, account: Account, primary: Upstream, backup: Upstream
+) -> None:
+    gateway = await app_with(Settings(upstream_extra_attempts=1, upstream_cooldown_failures=0))
+    primary.mode = backup.mode = "fail"
+    before = len(primary.requests), len(backup.requests)
+    response = await post(gateway, account, chat())
+    assert response.status_code == 502
+    tried = response.json()["error"]["metadata"]["attempts"]
+    assert [a["provider"] for a in tried] == ["primary", "backup", "primary"]
+    assert (len(primary.requests), len(backup.requests)) == (before[0] + 2, before[1] + 1)
+    assert await ledger(services, account) == (0, 0, 0)
+
+
+async def test_attempts_stop_at_the_request_timeout(
+    app_with: Any, account: Account, primary: Upstream, backup: Upstream, third: Upstream
+) -> None:
+    gateway = await app_with(Settings(upstream_attempt_timeout_seconds=1.0), request_timeout=1.5)
+    primary.mode = backup.mode = "hang"
+    before = len(third.requests)
+    response = await post(gateway, account, chat("r/three"))
+    assert response.status_code == 502
+    tried = response.json()["error"]["metadata"]["attempts"]
+    assert [(a["provider"], a["outcome"]) for a in tried] == [
+        ("primary", "timeout"),
+        ("backup", "timeout"),
+    ]
+    assert len(third.requests) == before  # no time was left for it
+
+
+async def test_the_tightest_bound_of_any_candidate_caps_what_is_granted(
+    gateway: httpx.AsyncClient, budgeted: Account, primary: Upstream, third: Upstream
+) -> None:
+    primary.mode = "fail"
+    before = len(third.requests)
+    body = chat("r/capped", models=["r/solo"])
+    del body["max_tokens"]
+    response = await post(gateway, budgeted, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == "r/solo"
+    (sent,) = third.requests[before:]
+    assert sent.body["max_tokens"] == 7  # r/capped's max_completion_tokens, sent to r/solo too

@@ -339,8 +339,8 @@ class MeteredGateway:
         )
         order = _by_health(endpoints, states, self._now())
         price = _dearest([e.price for e, _ in order])
-        caps = [e.max_completion_tokens for e, _ in order]
-        cap = None if any(c is None for c in caps) else min(c for c in caps if c is not None)
+        caps = [e.max_completion_tokens for e, _ in order if e.max_completion_tokens is not None]
+        cap = min(caps) if caps else None  # what is granted goes to every candidate
         ticket = await self._admit(call, price, cap)
         try:
             if call.gone is None:
@@ -437,7 +437,7 @@ class MeteredGateway:
             metrics.upstream_attempt(endpoint.provider.name, "success", first_byte - sent)
             if not state.clean:
                 await self.health.success(endpoint.endpoint_key)
-            tried.append(_attempt(endpoint, "success", None, first_byte - sent))
+            tried.append(_attempt(endpoint, "success", None, first_byte - sent, response.status))
             served = dataclasses.replace(call, route=endpoint, attempts=tuple(tried))
             return served, response, events, first_byte
         raise _all_failed(call, tried, failures)
@@ -707,11 +707,14 @@ def _dearest(prices: list[Price]) -> Price:
 
 
 def _attempt(
-    endpoint: ModelRoute, outcome: str, exc: BaseException | None, seconds: float
+    endpoint: ModelRoute,
+    outcome: str,
+    exc: BaseException | None,
+    seconds: float,
+    status: int | None = None,
 ) -> Attempt:
-    status = (getattr(exc, "metadata", None) or {}).get("upstream_status")
-    if status is None and isinstance(exc, ModelGatesError) and outcome in ("rate_limited",):
-        status = 429
+    if status is None:
+        status = (getattr(exc, "metadata", None) or {}).get("upstream_status")
     return Attempt(
         endpoint.provider.name, endpoint.id, endpoint.upstream_model, outcome,
         status if isinstance(status, int) else None, _ms(seconds),
@@ -723,7 +726,10 @@ def _all_failed(call: Call, tried: list[Attempt], failures: list[BaseException])
     ``Retry-After`` any sent) when every one said 429, else 502 listing what was tried."""
     listed = [dataclasses.asdict(a) for a in tried]
     if not tried:
-        return BadGateway(f"{upstream.UPSTREAM_UNAVAILABLE}: the request timed out")
+        return BadGateway(
+            f"{upstream.UPSTREAM_UNAVAILABLE}: no endpoint could be tried (being probed, or"
+            " out of the request's time)"
+        )
     if all(a.outcome == "rate_limited" for a in tried):
         waits = [
             int(value)
