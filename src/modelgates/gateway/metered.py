@@ -59,9 +59,9 @@ from modelgates import allowlist, metrics
 from modelgates.catalog import GatewayConfig, ModelRoute
 from modelgates.errors import (
     BadGateway,
-    BadRequest,
     ModelGatesError,
     ModelNotAllowed,
+    ServiceUnavailable,
     TooManyRequests,
 )
 from modelgates.gateway import routing, sse, upstream
@@ -328,9 +328,9 @@ class MeteredGateway:
     async def _routed(self, call: Call, renderer: Renderer, http: aiohttp.ClientSession) -> Answer:
         endpoints = routing.plan(self._models(call), call.preferences)
         if not endpoints:
-            raise BadRequest(
-                f"No endpoint of {call.route.id} is left by the provider preferences",
-                field="provider",
+            raise ServiceUnavailable(  # OpenRouter's status when no provider fits
+                f"No endpoint of {call.route.id} meets the provider preferences",
+                metadata={"field": "provider"},
             )
         states = (
             await self.health.states([e.endpoint_key for e in endpoints])
