@@ -437,7 +437,8 @@ async def test_provider_preferences_shape_the_order(
     )  # fmt: skip
     assert ordered.status_code == 502
     none_left = await post(gateway, account, chat("r/three", provider={"only": ["nowhere"]}))
-    assert none_left.status_code == 503  # OpenRouter's: no provider meets the preferences
+    assert none_left.status_code == 400
+    assert none_left.json()["error"]["metadata"]["field"] == "provider"
     bad: object
     for bad in ([], {"order": "primary"}, {"sort": "speed"}, {"allow_fallbacks": "no"},
                 {"only": [1]}):  # fmt: skip

@@ -33,7 +33,6 @@ the same statuses in that shape. Nothing is classified by its message text::
     ├── BadGateway                  502  the upstream is unreachable, failed, or refused our key
     │  the server
     └── ServiceUnavailable          503  a dependency is down (the database), or no upstream
-                                         (none configured, or none meets the provider field)
 
 ``StoreError`` is not a client's error: a store raises it when the database fails in
 a way no client caused; the API answers 503 and logs it with the request id.
@@ -103,8 +102,7 @@ class Conflict(ModelGatesError):
 
 
 class ServiceUnavailable(ModelGatesError):
-    """Raised when the database cannot be reached, no upstream is configured, or no
-    endpoint of the model meets the request's provider preferences."""
+    """Raised when the database cannot be reached; clients may retry."""
 
     status = 503
 

@@ -59,9 +59,9 @@ from modelgates import allowlist, metrics
 from modelgates.catalog import GatewayConfig, ModelRoute
 from modelgates.errors import (
     BadGateway,
+    BadRequest,
     ModelGatesError,
     ModelNotAllowed,
-    ServiceUnavailable,
     TooManyRequests,
 )
 from modelgates.gateway import routing, sse, upstream
@@ -328,9 +328,10 @@ class MeteredGateway:
     async def _routed(self, call: Call, renderer: Renderer, http: aiohttp.ClientSession) -> Answer:
         endpoints = routing.plan(self._models(call), call.preferences)
         if not endpoints:
-            raise ServiceUnavailable(  # OpenRouter's status when no provider fits
+            # OpenRouter answers 503; the preferences are the request's own, so a 400.
+            raise BadRequest(
                 f"No endpoint of {call.route.id} meets the provider preferences",
-                metadata={"field": "provider"},
+                field="provider",
             )
         states = (
             await self.health.states([e.endpoint_key for e in endpoints])
@@ -440,7 +441,7 @@ class MeteredGateway:
             tried.append(_attempt(endpoint, "success", None, first_byte - sent, response.status))
             served = dataclasses.replace(call, route=endpoint, attempts=tuple(tried))
             return served, response, events, first_byte
-        raise _all_failed(call, tried, failures)
+        raise _all_failed(tried, failures)
 
     # 3. a whole answer ------------------------------------------------------
     async def _complete(
@@ -721,7 +722,7 @@ def _attempt(
     )  # fmt: skip
 
 
-def _all_failed(call: Call, tried: list[Attempt], failures: list[BaseException]) -> Exception:
+def _all_failed(tried: list[Attempt], failures: list[BaseException]) -> Exception:
     """The client's error when no endpoint answered: 429 (with the shortest
     ``Retry-After`` any sent) when every one said 429, else 502 listing what was tried."""
     listed = [dataclasses.asdict(a) for a in tried]
