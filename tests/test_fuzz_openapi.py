@@ -51,9 +51,11 @@ APP = build_app(Settings(), store=STORE, purge=False)
 schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", APP).include(path_regex=".*")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bearer() -> Iterator[dict[str, str]]:
-    """A management key on the fuzzed database (migrated here), closed after the module."""
+    """A management key on the fuzzed database (migrated here), closed at the end of the
+    session: the store is this module's global, so it is set up once per worker even when
+    the module's tests are shared out among workers."""
     services = Services.build(Settings(), STORE)
 
     async def prepare() -> str:
