@@ -62,6 +62,7 @@ async def test_a_user_sets_and_removes_their_webhook(
     csrf = await signed_in(client, account)
     page = await client.get("/alerts")
     assert page.status_code == 200 and "50 %, 80 %, 100 %" in page.text
+    assert 'href="/alerts" aria-current="page"' in page.text  # the navigation says where
     refused = await client.post(
         "/alerts", data={"csrf": csrf, "webhook_url": "http://127.0.0.1:8080/h"}
     )

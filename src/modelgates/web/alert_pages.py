@@ -31,6 +31,7 @@ async def _alerts_page(
         "alerts.html",
         {
             **base_context(who),
+            "nav": "alerts",
             "webhook_url": current,
             "thresholds": thresholds,
             "email": svc.settings.smtp_host is not None,
