@@ -447,6 +447,13 @@ class AttemptOutcome:
     next_attempt_at: datetime | None
     """When to try again; ``None`` with ``delivered`` false: failed for good."""
 
+    @property
+    def status(self) -> DeliveryStatus:
+        """The delivery's status once this try is recorded."""
+        if self.delivered:
+            return "delivered"
+        return "pending" if self.next_attempt_at is not None else "failed"
+
 
 @dataclass(frozen=True, slots=True)
 class EndpointHealth:

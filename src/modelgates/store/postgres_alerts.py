@@ -107,11 +107,7 @@ class PostgresAlerts:
     async def finish_attempt(
         self: _Host, delivery_id: str, token: str, outcome: AttemptOutcome, now: datetime
     ) -> bool:
-        status = (
-            "delivered" if outcome.delivered
-            else "pending" if outcome.next_attempt_at is not None
-            else "failed"
-        )  # fmt: skip
+        status = outcome.status
         async with self._pool.acquire() as conn, conn.transaction():
             number = await conn.fetchval(
                 "UPDATE alert_deliveries SET attempts = attempts + 1, status = $1,"

@@ -178,11 +178,7 @@ class SqliteAlerts:
     async def finish_attempt(
         self: _Host, delivery_id: str, token: str, outcome: AttemptOutcome, now: datetime
     ) -> bool:
-        status = (
-            "delivered" if outcome.delivered
-            else "pending" if outcome.next_attempt_at is not None
-            else "failed"
-        )  # fmt: skip
+        status = outcome.status
         next_at = None if outcome.next_attempt_at is None else iso(outcome.next_attempt_at)
 
         def record(conn: sqlite3.Connection) -> bool:
