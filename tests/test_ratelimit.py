@@ -4,7 +4,9 @@ every limited route answers (envelope, ``Retry-After``, ``X-RateLimit-*``)."""
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -135,6 +137,34 @@ async def test_redis_failure_falls_back_once_and_recovers(
             assert any("is back" in r.message for r in caplog.records)
         finally:
             await limiter.close()
+
+
+async def test_a_redis_flap_loses_no_hits(tmp_path: Path) -> None:
+    """While Redis does not answer, counting carries on in process from Redis's last
+    count (not a fresh window), and what was counted meanwhile reaches Redis with the
+    next hit, so another process sees it."""
+    mono = Ticks(0.0)
+    with private_redis(tmp_path) as redis:
+        counters = RedisCounters(redis.url, monotonic=mono)
+        limiter, other = RateLimiter(counters), RateLimiter(RedisCounters(redis.url))
+        try:
+            assert (await limiter.hit(RULE, "k")).remaining == 2
+            assert redis.process is not None
+            os.kill(redis.process.pid, signal.SIGSTOP)  # unresponsive, its counts kept
+            try:
+                assert (await limiter.hit(RULE, "k")).remaining == 1  # times out
+                assert not counters.using_redis
+                third = await limiter.hit(RULE, "k")  # in process only
+                assert third.allowed and third.remaining == 0
+            finally:
+                os.kill(redis.process.pid, signal.SIGCONT)
+            mono.now += 10  # past the retry pause
+            assert not (await limiter.hit(RULE, "k")).allowed
+            assert counters.using_redis
+            assert not (await other.hit(RULE, "k")).allowed
+        finally:
+            await limiter.close()
+            await other.close()
 
 
 async def test_an_unreachable_redis_never_stops_a_request() -> None:

@@ -19,8 +19,12 @@ With a Redis URL the counters live in Redis (``INCRBY`` and ``PEXPIRE`` in one
 Lua script, so a count and its expiry are set atomically) and are shared by
 every process. When Redis fails, the limiter logs one warning, falls back to
 its in-process counters, and tries Redis again at most every
-``RETRY_SECONDS``; when Redis answers again it logs that once too. A rule
-whose ``limit`` is 0 is off.
+``RETRY_SECONDS``; when Redis answers again it logs that once too. A flap
+loses no hits: the in-process counters carry on from the last count Redis
+gave, and what they counted while Redis was away is added to Redis with the
+name's next hit (a call that timed out may have reached Redis too, so a flap
+can count a hit twice: it errs on the side of refusing). A rule whose
+``limit`` is 0 is off.
 """
 
 from __future__ import annotations
@@ -168,6 +172,14 @@ class MemoryCounters:
     async def delete(self, name: str) -> None:
         self._counts.pop(name, None)
 
+    def record(self, name: str, count: int, window_seconds: int) -> None:
+        """Set ``name``'s count to ``count``, as another store of counts saw it."""
+        entry = self._counts.get(name)
+        if entry is None and len(self._counts) >= MAX_TRACKED_KEYS:
+            self._sweep()
+        expires = entry[0] if entry is not None else self._clock() + window_seconds
+        self._counts[name] = (expires, count)
+
 
 class RedisCounters:
     """:class:`Counters` in Redis, falling back to :class:`MemoryCounters` while it is down."""
@@ -192,6 +204,8 @@ class RedisCounters:
         self._fallback = fallback or MemoryCounters()
         self._monotonic = monotonic
         self._down_until: float | None = None
+        self._unsynced: dict[str, int] = {}
+        """Hits counted in process while Redis was away, not yet added to Redis."""
 
     @property
     def using_redis(self) -> bool:
@@ -228,21 +242,45 @@ class RedisCounters:
         return await fallback()
 
     async def add(self, name: str, amount: int, window_seconds: int) -> int:
-        result = await self._call(
-            lambda: self._script(keys=[name], args=[amount, window_seconds * 1000]),
-            lambda: self._fallback.add(name, amount, window_seconds),
-        )
-        return int(result)
+        synced = self._unsynced.pop(name, 0)
+
+        async def shared() -> int:
+            try:
+                count = int(
+                    await self._script(keys=[name], args=[amount + synced, window_seconds * 1000])
+                )
+            except BaseException:
+                self._unsynced[name] = self._unsynced.get(name, 0) + synced
+                raise
+            # Hits counted in process while this call was on its way are still unsynced.
+            count += self._unsynced.get(name, 0)
+            self._fallback.record(name, count, window_seconds)
+            return count
+
+        async def local() -> int:
+            if len(self._unsynced) < MAX_TRACKED_KEYS:
+                self._unsynced[name] = self._unsynced.get(name, 0) + amount
+            return await self._fallback.add(name, amount, window_seconds)
+
+        return int(await self._call(shared, local))
 
     async def get(self, name: str) -> int:
-        result = await self._call(lambda: self._redis.get(name), lambda: self._fallback.get(name))
-        return int(result or 0)
+        async def shared() -> int:
+            return int(await self._redis.get(name) or 0) + self._unsynced.get(name, 0)
+
+        return int(await self._call(shared, lambda: self._fallback.get(name)))
 
     async def delete(self, name: str) -> None:
-        await self._call(lambda: self._redis.delete(name), lambda: self._fallback.delete(name))
+        self._unsynced.pop(name, None)
+        await self._fallback.delete(name)
+        await self._call(lambda: self._redis.delete(name), _nothing)
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _redacted(url: str) -> str:
