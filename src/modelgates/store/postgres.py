@@ -36,6 +36,7 @@ from modelgates.store.base import KeyChange, key_changes, migration_files, utc
 from modelgates.store.postgres_activity import PostgresActivity
 from modelgates.store.postgres_alerts import PostgresAlerts
 from modelgates.store.postgres_allowlists import narrow_minted, parent_allowlist, within_creator
+from modelgates.store.postgres_batch import MeterBatcher
 from modelgates.store.postgres_health import PostgresHealth
 from modelgates.store.postgres_metering import PostgresMetering
 from modelgates.store.postgres_responses import PostgresResponses
@@ -45,6 +46,14 @@ from modelgates.store.postgres_users import PostgresUsers
 from modelgates.windows import Reset, WindowSpend, window_starts
 
 MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a pooled connection needs on its way back: nothing. asyncpg's default reset
+    (``RESET ALL``, ``UNLISTEN *``, advisory unlocks…) is a round trip on every release,
+    and this store leaves no session state behind: settings are set at connect, advisory
+    locks are transaction-scoped, nothing listens on a pooled connection. (An open
+    transaction is still rolled back: asyncpg does that before calling this.)"""
 
 
 def _ts(value: datetime) -> datetime:
@@ -67,12 +76,17 @@ class PostgresStore(
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._meter = MeterBatcher(pool)
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
         dsn = "postgresql://" + url.split("://", 1)[1]
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, server_settings={"timezone": "UTC"}
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings={"timezone": "UTC"},
+            reset=_keep_session,
         )
         return cls(pool)
 
@@ -100,6 +114,7 @@ class PostgresStore(
         return applied
 
     async def close(self) -> None:
+        await self._meter.close()
         await self._pool.close()
 
     async def ping(self) -> None:

@@ -1,10 +1,12 @@
 """PostgreSQL: admission, settlement and the generation records.
 
 A mixin of :class:`~modelgates.store.postgres.PostgresStore`. Admission and
-settlement are one round trip each, through the PL/pgSQL functions of migration
-0010: ``modelgates_reserve`` takes the budgets' row locks (the user's, then the
-keys'), which serialise the admissions and settlements of a user's keys across
-processes, and decides while holding them.
+settlement run through the PL/pgSQL functions of migration 0010:
+``modelgates_reserve`` takes the budgets' row locks (the user's, then the keys'),
+which serialise the admissions and settlements of a user's keys across processes,
+and decides while holding them. The admissions and settlements waiting in this
+process at once share one round trip and one commit
+(:mod:`~modelgates.store.postgres_batch`).
 """
 
 from __future__ import annotations
@@ -20,22 +22,16 @@ from modelgates.admission import Ask, LimitKind, Scope
 from modelgates.models import Admission, Generation, Refusal, UsageAudit
 from modelgates.store import rows
 from modelgates.store.base import iso, utc
-from modelgates.windows import window_starts
+from modelgates.store.postgres_batch import MeterBatcher
 
 
 class _Host(Protocol):
     _pool: asyncpg.Pool
+    _meter: MeterBatcher
 
     async def _one(self: _Host, sql: str, *args: Any) -> asyncpg.Record | None: ...
 
     async def _purge(self: _Host, sql: str, *args: Any) -> int: ...
-
-
-_RESERVED_KEY_COLUMNS = ", ".join(
-    f"(r.key_row).{column.strip()}" for column in rows.KEY_COLUMNS.split(",")
-)
-"""The key row ``modelgates_reserve`` returns, as ``KEY_COLUMNS`` in their order
-(``key_from_row`` reads by position; the table's own order may change)."""
 
 
 _GENERATION_COLUMNS = ", ".join(rows.GENERATION_COLUMNS)
@@ -52,17 +48,7 @@ class PostgresMetering:
         now: datetime,
         expires_at: datetime,
     ) -> Admission:
-        # One statement, one round trip: modelgates_reserve (migration 0010) takes the
-        # budgets' row locks (the user's, then the keys'), which serialise admissions and
-        # settlements across processes, decides while holding them, and the commit
-        # releases them.
-        row = await self._one(
-            f"SELECT {_RESERVED_KEY_COLUMNS}, r.amount, r.granted, r.refused_scope, r.refused,"
-            " r.affordable FROM modelgates_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            " AS r",
-            key_hash, reservation_id, ask.fixed, ask.per_million, ask.tokens, ask.cap, now,
-            expires_at, *window_starts(now),
-        )  # fmt: skip
+        row = await self._meter.reserve(key_hash, reservation_id, ask, now, expires_at)
         if row is None:
             return Admission(key=None)
         if row["refused_scope"] == "user_disabled":
@@ -85,18 +71,13 @@ class PostgresMetering:
     async def settle(
         self: _Host, reservation_id: str, record: Generation, thresholds: Sequence[int] = ()
     ) -> int:
-        # One round trip too; modelgates_settle updates the user's row and the key's before
-        # it deletes the reservation and inserts the record (the lock order of 0010);
+        # modelgates_settle updates the user's row and the key's before it deletes the
+        # reservation and inserts the record (the lock order of 0010);
         # modelgates_settle_alerting (0013) then records the alerts the charge fired.
         values = rows.generation_values(record, iso)
         columns = dict(zip(rows.GENERATION_COLUMNS, values, strict=True))
-        async with self._pool.acquire() as conn:
-            fired = await conn.fetchval(
-                "SELECT modelgates_settle_alerting($1, $2::jsonb, $3, $4, $5, $6::integer[])",
-                reservation_id, msgspec.json.encode(columns).decode(),
-                *window_starts(record.created_at), list(thresholds),
-            )  # fmt: skip
-        return int(fired)
+        encoded = msgspec.json.encode(columns).decode()
+        return await self._meter.settle(reservation_id, encoded, record.created_at, thresholds)
 
     async def release(self: _Host, reservation_id: str) -> None:
         async with self._pool.acquire() as conn:

@@ -1,0 +1,3 @@
+-- Intentionally empty: PostgreSQL's 0016 defines the batch function of its group
+-- commit. SQLite's writer already commits the writes waiting for it together
+-- (store/sqlite_engine.py); the file keeps both dialects' migration lists the same.
