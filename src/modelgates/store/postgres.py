@@ -32,7 +32,7 @@ from modelgates.models import (
     WebSession,
 )
 from modelgates.store import rows
-from modelgates.store.base import KeyChange, key_changes, migration_files, utc
+from modelgates.store.base import KeyChange, iso, key_changes, migration_files, utc
 from modelgates.store.postgres_activity import PostgresActivity
 from modelgates.store.postgres_alerts import PostgresAlerts
 from modelgates.store.postgres_allowlists import narrow_minted, parent_allowlist, within_creator
@@ -249,24 +249,20 @@ class PostgresStore(
 
     # codes ------------------------------------------------------------
     async def create_code(self, code: AuthCode, now: datetime) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            if code.code_challenge is not None:
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                    f"{code.user_id}:{code.code_challenge}",
-                )
-                clash = await conn.fetchval(
-                    "SELECT 1 FROM auth_codes WHERE user_id = $1 AND code_challenge = $2"
-                    " AND used_at IS NULL AND expires_at > $3",
-                    code.user_id, code.code_challenge, now,
-                )  # fmt: skip
-                if clash is not None:
-                    raise ChallengeInUse(code.code_challenge)
-            await conn.execute(
-                f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"
-                f" VALUES ({rows.placeholders(rows.CODE_COLUMN_COUNT, 'numeric')})",
-                *rows.code_insert_values(code, _ts),
-            )
+        # One round trip either way: a code without a challenge is a plain insert; one
+        # with a challenge goes through modelgates_create_code (migration 0017), which
+        # serialises codes of one (user, challenge) and refuses a live duplicate.
+        async with self._pool.acquire() as conn:
+            if code.code_challenge is None:
+                await conn.execute(_INSERT_CODE, *rows.code_insert_values(code, _ts))
+                return
+            columns = dict(zip(_CODE_COLUMN_NAMES, rows.code_insert_values(code, iso), strict=True))
+            created = await conn.fetchval(
+                "SELECT modelgates_create_code($1::jsonb, $2)",
+                msgspec.json.encode(columns).decode(), now,
+            )  # fmt: skip
+        if not created:
+            raise ChallengeInUse(code.code_challenge)
 
     async def get_code(self, code_hash: str) -> AuthCode | None:
         row = await self._one(
@@ -278,13 +274,17 @@ class PostgresStore(
     async def consume_code(
         self, code_hash: str, now: datetime, key: ApiKey, event: AuditEvent | None = None
     ) -> bool:
+        if key.parent_key_hash is None:
+            # One statement, one round trip: the code is used, the key inserted and the
+            # issue recorded together, or nothing is.
+            async with self._pool.acquire() as conn:
+                return bool(await conn.fetchval(*_consume_in_one(code_hash, now, key, event)))
         async with self._pool.acquire() as conn, conn.transaction():
-            if key.parent_key_hash is not None:
-                # Lock the creating key first: a concurrent revocation (which updates
-                # its row) then either commits before (and the check below refuses)
-                # or waits for this mint and revokes the key minted here; so does a
-                # change of its allowlist, which the minted key's stays within.
-                key = await within_creator(conn, key)
+            # Lock the creating key first: a concurrent revocation (which updates its
+            # row) then either commits before (and the check below refuses) or waits
+            # for this mint and revokes the key minted here; so does a change of its
+            # allowlist, which the minted key's stays within.
+            key = await within_creator(conn, key)
             status = await conn.execute(_CONSUME_CODE, now, key.hash, code_hash)
             if status != "UPDATE 1":
                 return False
@@ -385,6 +385,41 @@ _CONSUME_CODE = (
     " AND (creator_key_hash IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE"
     f" hash = creator_key_hash AND {rows.KEY_IS_ACTIVE.replace('$now', '$1')}))"
 )
+
+
+_CODE_COLUMN_NAMES = [column.strip() for column in rows.CODE_COLUMNS.split(",")]
+_INSERT_CODE = (
+    f"INSERT INTO auth_codes ({rows.CODE_COLUMNS})"
+    f" VALUES ({rows.placeholders(rows.CODE_COLUMN_COUNT, 'numeric')})"
+)
+_KEY_COLUMN_NAMES = [column.strip() for column in rows.KEY_COLUMNS.split(",")]
+
+
+def _consume_in_one(
+    code_hash: str, now: datetime, key: ApiKey, event: AuditEvent | None
+) -> tuple[Any, ...]:
+    """``Store.consume_code`` for a key without a creator, as one statement and its
+    arguments: data-modifying CTEs that insert only when the code was used (each
+    reads ``used``), and the count of codes used (0 or 1)."""
+    columns = dict(zip(_KEY_COLUMN_NAMES, rows.key_insert_values(key, iso), strict=True))
+    args: list[Any] = [now, key.hash, code_hash, msgspec.json.encode(columns).decode()]
+    logged = ""
+    if event is not None:
+        detail = None if event.detail is None else msgspec.json.encode(event.detail).decode()
+        args += [event.at, event.event, event.actor, event.user_id, event.key_hash, detail]
+        logged = (
+            ", logged AS (INSERT INTO audit_events (at, event, actor, user_id, key_hash, detail)"
+            " SELECT $5::timestamptz, $6::text, $7::text, $8::text, $9::text, $10::jsonb"
+            " WHERE EXISTS (SELECT 1 FROM used))"
+        )
+    sql = (
+        f"WITH used AS ({_CONSUME_CODE} RETURNING 1),"
+        f" minted AS (INSERT INTO api_keys ({rows.KEY_COLUMNS}) SELECT {rows.KEY_COLUMNS}"
+        " FROM jsonb_populate_record(NULL::api_keys, $4::jsonb)"
+        f" WHERE EXISTS (SELECT 1 FROM used)){logged}"
+        " SELECT count(*) FROM used"
+    )
+    return (sql, *args)
 
 
 async def _cut_off_minted(conn: Any, key_hash: str, now: datetime) -> list[str]:

@@ -1,0 +1,3 @@
+-- Intentionally empty: PostgreSQL's 0017 defines a function that saves round trips
+-- when a code is created; SQLite runs in process and needs none. The file keeps both
+-- dialects' migration lists the same.
