@@ -7,6 +7,9 @@ key, no limit, no metering, no logs of its own. Whatever it costs, every
 gateway built from Starlette, uvicorn and aiohttp pays too, so the gateway's ratio
 to the stub called directly can be read against this one. Served like every other
 benchmark server; the stub's address comes from ``BENCH_UPSTREAM_URL``.
+
+``BENCH_CLIENT=httpx`` swaps the upstream client for httpx (non-streamed requests),
+so ``scripts/bench --stacks`` can weigh one client against the other on this floor.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 from collections.abc import AsyncIterator
 
 import aiohttp
+import httpx
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,6 +33,15 @@ _encoder = msgspec.json.Encoder()
 async def chat_completions(request: Request) -> Response:
     body = msgspec.json.decode(await request.body())
     body["model"] = "stub"
+    pooled: httpx.AsyncClient | None = request.app.state.httpx
+    if pooled is not None and not body.get("stream"):
+        sent = await pooled.post(
+            request.app.state.upstream,
+            content=_encoder.encode(body),
+            headers={"content-type": "application/json"},
+        )
+        answer = msgspec.json.decode(sent.content)
+        return Response(_encoder.encode(answer), sent.status_code, media_type="application/json")
     session: aiohttp.ClientSession = request.app.state.http
     if body.get("stream"):
         return await relay(session, request.app.state.upstream, body)
@@ -60,10 +73,18 @@ async def relay(session: aiohttp.ClientSession, url: str, body: dict[str, object
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.upstream = os.environ["BENCH_UPSTREAM_URL"].rstrip("/") + "/v1/chat/completions"
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0), trust_env=False
-    ) as http:
-        app.state.http = http
+    app.state.httpx = None
+    async with contextlib.AsyncExitStack() as stack:
+        app.state.http = await stack.enter_async_context(
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0), trust_env=False
+            )
+        )
+        if os.environ.get("BENCH_CLIENT") == "httpx":
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=1000)
+            app.state.httpx = await stack.enter_async_context(
+                httpx.AsyncClient(limits=limits, trust_env=False, timeout=30.0)
+            )
         yield
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench import peers, streaming
+from bench import peers, stacks, streaming
 
 BASELINE = "baseline"
 DRIFT_LIMIT = 0.15
@@ -194,6 +194,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         *_unloaded_lines(document["results"]),
         *streaming.render(document.get("streams", [])),
         *peers.render(document.get("peers")),
+        *stacks.render(document.get("stacks")),
         "| Target | Measured | Result |",
         "|---|--:|---|",
     ]

@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import peers, profile, report, seed, servers, streaming, wrk
+from bench import peers, profile, report, seed, servers, stacks, streaming, wrk
 from bench.report import BASELINE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -330,6 +330,28 @@ class Runner:
         with self.streaming_gateway(stub_url, "sqlite", peers.PEER_STREAMS) as (server, key):
             yield server, peers.Target(CHAT_PATH, key)
 
+    @contextmanager
+    def stack_gateway(
+        self, stub_url: str, stack: stacks.Stack
+    ) -> Iterator[tuple[servers.Server, dict[str, str]]]:
+        """The gateway on SQLite with a limited key, served by ``stack.server`` with the
+        settings ``modelgates serve`` would pass on (it migrates first, as serve does)."""
+        with self.database("sqlite", f"stack-{stack.server}") as url:
+            account = asyncio.run(seed.account(url, 1))
+            key = asyncio.run(seed.limited_key(url, account.user_id, CHAT_KEY_LIMIT_USD))
+            workdir = self.workdir / f"stack-{stack.server}"
+            workdir.mkdir(exist_ok=True)
+            config = workdir / "gateway.toml"
+            config.write_text(gateway_config(stub_url))
+            env = {"BENCH_KEY": key, "BENCH_CHAT_PATH": CHAT_PATH}
+            if stack.server == "granian":
+                command, extra = stacks.granian_command("modelgates.app:create_app")
+                extra |= {"MODELGATES_DATABASE_URL": url, "MODELGATES_CONFIG": str(config)}
+            else:
+                command, extra = [*servers.modelgates_command(url), "--config", str(config)], {}
+            with servers.running(command, workdir, f"gateway-{stack.server}", extra) as server:
+                yield server, env
+
     def modelgates(self, scenario: Scenario, backend: str, stub_url: str = "") -> dict[str, Any]:
         out = _result(scenario.name, scenario.title, backend, "modelgates", scenario.reference)
         with self.database(backend, scenario.name) as url:
@@ -462,6 +484,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{peers.LITELLM_VERSION} and Portkey's gateway {peers.PORTKEY_VERSION} beside "
         "ModelGates, on the same stub and load.",
     )
+    parser.add_argument(
+        "--stacks",
+        action="store_true",
+        help=f"Also measure the echo, the floor and the gateway under granian "
+        f"{stacks.GRANIAN_VERSION} (installed once into {peers.CACHE}) beside uvicorn, "
+        "and the floor with httpx beside aiohttp.",
+    )
     parser.add_argument("--no-write", action="store_true", help="Print only; write no files.")
     parser.add_argument("--strict", action="store_true", help="Exit 1 when a target FAILs.")
     return parser.parse_args(argv)
@@ -495,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     stream_rows: list[dict[str, Any]] = []
     peer_section: dict[str, Any] | None = None
+    stack_section: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="mgbench-") as tmp:
         profile_dir = ROOT / "bench" / "profiles" if args.profile else None
         runner = Runner(exe, settings, Path(tmp), args.postgres_url, profile_dir)
@@ -545,6 +575,11 @@ def main(argv: list[str] | None = None) -> int:
                     stream_counts(args),
                     CHAT_PATH,
                 )
+            if stub is not None and args.stacks:
+                stack_section = stacks.run_all(
+                    exe, settings, Path(tmp), stub.url,
+                    lambda stack, _dir: runner.stack_gateway(stub.url, stack),
+                )  # fmt: skip
             if stub is not None and args.peers:
                 peer_section = peers.run_all(
                     exe, settings, Path(tmp), stub, lambda _dir, url: runner.peer_gateway(url)
@@ -572,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "streams": stream_rows,
         "peers": peer_section,
+        "stacks": stack_section,
         "targets": targets,
     }
     section = report.render_markdown(document)

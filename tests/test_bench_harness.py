@@ -1,13 +1,16 @@
-"""The pure parts of the benchmark harness: wrk output, ratios, targets, Markdown.
-Nothing here measures time."""
+"""The pure parts of the benchmark harness: wrk output, ratios, targets, Markdown;
+and the process-tree CPU reader. Nothing here measures time."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
-from bench import peers, profile, report, run, stream_load, streaming, wrk
+from bench import peers, profile, report, run, servers, stacks, stream_load, streaming, wrk
 from bench.run import code_pool_size
 
 WRK_STDOUT = """Running 3s test @ http://127.0.0.1:1234
@@ -313,3 +316,47 @@ def test_peer_table_marks_failed_streams_and_unmeasured_peers() -> None:
     assert "| portkey 1.0 | 1,300 | 0.140 | 1.20 |" in table
     assert "**0 / 500** {'status 500': 500}" in table
     assert "| litellm 1.0 | not measured: pip failed |" in table
+
+
+def test_stack_rows_are_ratios_to_uvicorn_with_aiohttp_of_the_same_scenario() -> None:
+    rows: list[dict[str, Any]] = [
+        {"scenario": "echo", "stack": "uvicorn + aiohttp", "rps": 1000.0, "cpu_us_per_req": 100.0},
+        {"scenario": "echo", "stack": "granian + aiohttp", "rps": 1500.0, "cpu_us_per_req": 80.0},
+        {"scenario": "floor", "stack": "uvicorn + aiohttp", "rps": 400.0},
+        {"scenario": "floor", "stack": "uvicorn + httpx", "rps": 100.0},
+        {"scenario": "gateway", "stack": "granian + aiohttp", "skipped": "exited early"},
+    ]
+    stacks.compare(rows)
+    assert rows[1]["rps_ratio"] == 1.5
+    assert rows[1]["cpu_ratio"] == 0.8
+    assert rows[3]["rps_ratio"] == 0.25
+    assert "cpu_ratio" not in rows[3]  # no CPU measured for its reference
+    lines = stacks.render({"rows": rows, "granian": stacks.GRANIAN_VERSION})
+    assert "| echo | granian + aiohttp | 1,500 | 1.50 | 80 | 0.80 |" in lines
+    assert "| gateway | granian + aiohttp | not measured: exited early | | | |" in lines
+
+
+def test_tree_cpu_counts_the_children_of_a_server() -> None:
+    burn = (
+        "import time\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.3: pass\ntime.sleep(30)\n"
+    )
+    child = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {burn!r}])\ntime.sleep(30)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", child])
+    try:
+        for _ in range(200):  # the grandchild burns 0.3 s of CPU, then sleeps
+            descendants = servers.descendants(parent.pid)
+            if descendants and (servers.cpu_seconds(descendants[0]) or 0) >= 0.3:
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        assert descendants, "the child process was not found"
+        own = servers.cpu_seconds(parent.pid) or 0.0
+        assert servers.tree_cpu_seconds(parent.pid) >= own + 0.3
+    finally:
+        for pid in servers.descendants(parent.pid):
+            os.kill(pid, 9)
+        parent.kill()
+        parent.wait()
