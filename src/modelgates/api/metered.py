@@ -40,8 +40,9 @@ T = TypeVar("T")
 
 async def metered_key(svc: Services, authorization: str | None) -> ApiKey:
     """The key of a model request: active (401), not a management key (403), within
-    its rate limit (429), and a gateway with upstreams to send it to (503)."""
-    key = await svc.keys.authenticate(authorization)
+    its rate limit (429), and a gateway with upstreams to send it to (503). The key is
+    read through the key cache: a change made on any worker applies within 1 s."""
+    key = await svc.keys.authenticate(authorization, cached=True)
     if key.is_management:
         raise Forbidden(MANAGEMENT_KEY)
     await svc.limiter.enforce(svc.rules.gateway_key, key.hash)

@@ -166,20 +166,25 @@ class KeyService:
         )  # fmt: skip
         return new
 
-    async def authenticate(self, authorization: str | None) -> ApiKey:
+    async def authenticate(self, authorization: str | None, *, cached: bool = False) -> ApiKey:
         """The active key named by a bearer header (the successor of a rotated key, within
         its grace period); 401 with the reason otherwise, also when its user is disabled.
-        Read from the store on every call: a change on any worker applies at once."""
+
+        Read from the store, so a change made through any worker applies at once;
+        ``cached`` (the metered routes) reads it through the key cache
+        (:meth:`Store.get_key_cached`) instead: a change applies within 1 s, and the
+        key's usage counters may be older (what shows them must not ask for it)."""
         token = bearer_token(authorization)
         if not tokens.looks_like_api_key(token):
             raise Unauthorized(INVALID_KEY)
-        key = await self._store.get_key(tokens.sha256_hex(token))
+        read = self._store.get_key_cached if cached else self._store.get_key
+        key = await read(tokens.sha256_hex(token))
         if key is None:
             raise Unauthorized(INVALID_KEY)
         now = self._clock()
         if key.rotated_to is not None and key.grace_until is not None and now < key.grace_until:
             # The old secret of a rotated key, within its grace period: its successor.
-            key = await self._store.get_key(key.rotated_to) or key
+            key = await read(key.rotated_to) or key
         state = key_state(key, now)
         if state == "revoked":
             raise Unauthorized(KEY_REVOKED)

@@ -168,6 +168,13 @@ class Store(Protocol):
         ``user_budgeted``) read in the same query."""
         ...
 
+    async def get_key_cached(self, key_hash: str) -> ApiKey | None:
+        """:meth:`get_key`, from this process's :class:`~modelgates.keycache.KeyCache` when
+        it has the key: for authentication. A change of the key or of its user's state,
+        made through any process, shows within 1 s (on SQLite at once); the usage
+        counters and ``last_used_at`` may be older."""
+        ...
+
     async def rotate_key(
         self,
         old_hash: str,

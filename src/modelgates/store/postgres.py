@@ -22,6 +22,7 @@ from msgspec import UNSET, UnsetType
 from modelgates import allowlist
 from modelgates.allowlist import Allowlist
 from modelgates.errors import ChallengeInUse, DuplicateEmail, DuplicateIdentity
+from modelgates.keycache import KeyCache
 from modelgates.models import (
     ApiKey,
     App,
@@ -38,6 +39,7 @@ from modelgates.store.postgres_alerts import PostgresAlerts
 from modelgates.store.postgres_allowlists import narrow_minted, parent_allowlist, within_creator
 from modelgates.store.postgres_batch import MeterBatcher
 from modelgates.store.postgres_health import PostgresHealth
+from modelgates.store.postgres_keywatch import KeyWatch
 from modelgates.store.postgres_metering import PostgresMetering
 from modelgates.store.postgres_responses import PostgresResponses
 from modelgates.store.postgres_rotation import PostgresRotation
@@ -46,6 +48,7 @@ from modelgates.store.postgres_users import PostgresUsers
 from modelgates.windows import Reset, WindowSpend, window_starts
 
 MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
+_OPTIONS: dict[str, Any] = {"server_settings": {"timezone": "UTC"}}
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -74,9 +77,13 @@ class PostgresStore(
 
     dialect = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
+        """``dsn``: where the key cache's listener connects (without one, no key is
+        cached: :meth:`get_key_cached` reads every time)."""
         self._pool = pool
         self._meter = MeterBatcher(pool)
+        self._key_cache = KeyCache(held_until=0.0)
+        self._key_watch = None if dsn is None else KeyWatch(dsn, self._key_cache, **_OPTIONS)
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
@@ -88,7 +95,7 @@ class PostgresStore(
             server_settings={"timezone": "UTC"},
             reset=_keep_session,
         )
-        return cls(pool)
+        return cls(pool, dsn)
 
     async def _one(self, sql: str, *args: Any) -> asyncpg.Record | None:
         async with self._pool.acquire() as conn:
@@ -114,6 +121,8 @@ class PostgresStore(
         return applied
 
     async def close(self) -> None:
+        if self._key_watch is not None:
+            await self._key_watch.close()
         await self._meter.close()
         await self._pool.close()
 
@@ -167,6 +176,24 @@ class PostgresStore(
         row = await self._one(_KEY_WITH_OWNER, key_hash)
         return None if row is None else rows.key_with_owner_from_row(row, _ts)
 
+    async def get_key_cached(self, key_hash: str) -> ApiKey | None:
+        cache = self._key_cache
+        key = cache.get(key_hash)
+        if key is not None:
+            return key
+        if self._key_watch is not None:
+            self._key_watch.start()  # until it listens, nothing is kept
+        epoch = cache.epoch
+        key = await self.get_key(key_hash)
+        if key is not None:
+            cache.put(key, epoch)
+        return key
+
+    def _keys_changed(self) -> None:
+        """After a committed change of keys or users: this process's cache forgets them
+        at once (the other processes' hear it from the triggers of migration 0015)."""
+        self._key_cache.clear()
+
     async def list_keys(
         self, user_id: str, *, include_disabled: bool, offset: int, limit: int
     ) -> list[ApiKey]:
@@ -196,7 +223,9 @@ class PostgresStore(
             )  # fmt: skip
             if status != "UPDATE 1":
                 return None
-            return await _cut_off_minted(conn, key_hash, now)
+            minted = await _cut_off_minted(conn, key_hash, now)
+        self._keys_changed()
+        return minted
 
     async def update_key(
         self,
@@ -227,6 +256,7 @@ class PostgresStore(
             if not isinstance(allowed, UnsetType) and allowed is not None:
                 await narrow_minted(conn, key_hash, allowed, now)
             minted = await _cut_off_minted(conn, key_hash, now) if disabled is True else []
+        self._keys_changed()
         return KeyChange(rows.key_from_row(row, _ts), tuple(minted))
 
     # audit ------------------------------------------------------------
@@ -307,7 +337,8 @@ class PostgresStore(
                 " WHERE hash = $2 AND revoked_at IS NULL",
                 now, key_hash,
             )  # fmt: skip
-            return key_hash
+        self._keys_changed()
+        return key_hash
 
     # apps, looked up without creating ---------------------------------
     async def find_app(self, origin: str) -> App | None:

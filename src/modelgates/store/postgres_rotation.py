@@ -23,6 +23,8 @@ ATTEMPTS = 3
 class _Host(Protocol):
     _pool: asyncpg.Pool
 
+    def _keys_changed(self) -> None: ...
+
 
 class PostgresRotation:
     """The rotation part of the :class:`~modelgates.store.base.Store` protocol."""
@@ -32,7 +34,9 @@ class PostgresRotation:
     ) -> ApiKey | None:
         for attempt in range(ATTEMPTS):
             try:
-                return await _rotate(self._pool, old_hash, new_hash, now, grace_until)
+                successor = await _rotate(self._pool, old_hash, new_hash, now, grace_until)
+                self._keys_changed()
+                return successor
             except asyncpg.DeadlockDetectedError:
                 if attempt == ATTEMPTS - 1:
                     raise

@@ -27,6 +27,8 @@ class _Host(Protocol):
 
     async def _one(self, sql: str, *args: Any) -> asyncpg.Record | None: ...
 
+    def _keys_changed(self) -> None: ...
+
 
 class PostgresUsers:
     """The operator's part of the :class:`~modelgates.store.base.Store` protocol."""
@@ -49,6 +51,7 @@ class PostgresUsers:
             f"UPDATE users SET updated_at = $2{assignments} WHERE id = $1 RETURNING *",
             user_id, now, *(value for _, value in changes),
         )  # fmt: skip
+        self._keys_changed()
         return None if row is None else rows.user_from_row(row, utc)
 
     async def list_users(

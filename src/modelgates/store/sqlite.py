@@ -17,6 +17,7 @@ from msgspec import UNSET, UnsetType
 from modelgates import allowlist
 from modelgates.allowlist import Allowlist
 from modelgates.errors import ChallengeInUse, DuplicateEmail, DuplicateIdentity
+from modelgates.keycache import KeyCache
 from modelgates.models import (
     ApiKey,
     App,
@@ -61,6 +62,11 @@ class SqliteStore(
     SqliteEngine,
 ):
     """:class:`~modelgates.store.base.Store` on a SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self._key_cache = KeyCache()
+        self._key_revision: int | None = None
 
     # users ------------------------------------------------------------
     async def create_user(self, user: User, identity: ProviderIdentity | None = None) -> None:
@@ -114,6 +120,23 @@ class SqliteStore(
     async def get_key(self, key_hash: str) -> ApiKey | None:
         row = self._one(_KEY_WITH_OWNER, (key_hash,))
         return None if row is None else rows.key_with_owner_from_row(row, from_iso)
+
+    async def get_key_cached(self, key_hash: str) -> ApiKey | None:
+        # The revision of the keys first (migration 0015: any process's change bumps
+        # it), a point read several times cheaper than the key's JOIN; a new one
+        # empties the cache, so every change applies from the next request.
+        (revision,) = self._reader.execute(_KEY_REVISION).fetchone()
+        cache = self._key_cache
+        if revision != self._key_revision:
+            cache.clear()
+            self._key_revision = revision
+        key = cache.get(key_hash)
+        if key is None:
+            epoch = cache.epoch
+            key = await self.get_key(key_hash)
+            if key is not None:
+                cache.put(key, epoch)
+        return key
 
     async def list_keys(
         self, user_id: str, *, include_disabled: bool, offset: int, limit: int
@@ -335,6 +358,7 @@ _INSERT_USER = (
     f"INSERT INTO users ({rows.USER_COLUMNS})"
     f" VALUES ({rows.placeholders(rows.USER_COLUMNS.count(',') + 1, 'qmark')})"
 )
+_KEY_REVISION = "SELECT n FROM key_revision WHERE id = 1"
 _KEY_WITH_OWNER = (
     f"SELECT {rows.KEY_WITH_OWNER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id"
     " WHERE k.hash = ?"
