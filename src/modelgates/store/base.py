@@ -17,6 +17,7 @@ from msgspec import UNSET, UnsetType
 
 from modelgates.admission import Ask
 from modelgates.allowlist import Allowlist
+from modelgates.keycache import KeyCache
 from modelgates.models import (
     Admission,
     AlertAttempt,
@@ -55,6 +56,9 @@ class KeyChange:
 
 class Store(Protocol):
     """Persistence for users, apps, keys and authorization codes."""
+
+    key_cache: KeyCache
+    """The keys :meth:`get_key_cached` serves without reading them (this process's)."""
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied (idempotent, safe to race)."""

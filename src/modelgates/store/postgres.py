@@ -82,8 +82,8 @@ class PostgresStore(
         cached: :meth:`get_key_cached` reads every time)."""
         self._pool = pool
         self._meter = MeterBatcher(pool)
-        self._key_cache = KeyCache(held_until=0.0)
-        self._key_watch = None if dsn is None else KeyWatch(dsn, self._key_cache, **_OPTIONS)
+        self.key_cache = KeyCache(held_until=0.0)
+        self.key_watch = None if dsn is None else KeyWatch(dsn, self.key_cache, **_OPTIONS)
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
@@ -121,8 +121,8 @@ class PostgresStore(
         return applied
 
     async def close(self) -> None:
-        if self._key_watch is not None:
-            await self._key_watch.close()
+        if self.key_watch is not None:
+            await self.key_watch.close()
         await self._meter.close()
         await self._pool.close()
 
@@ -177,12 +177,12 @@ class PostgresStore(
         return None if row is None else rows.key_with_owner_from_row(row, _ts)
 
     async def get_key_cached(self, key_hash: str) -> ApiKey | None:
-        cache = self._key_cache
+        cache = self.key_cache
         key = cache.get(key_hash)
         if key is not None:
             return key
-        if self._key_watch is not None:
-            self._key_watch.start()  # until it listens, nothing is kept
+        if self.key_watch is not None:
+            self.key_watch.start()  # until it listens, nothing is kept
         epoch = cache.epoch
         key = await self.get_key(key_hash)
         if key is not None:
@@ -192,7 +192,7 @@ class PostgresStore(
     def _keys_changed(self) -> None:
         """After a committed change of keys or users: this process's cache forgets them
         at once (the other processes' hear it from the triggers of migration 0015)."""
-        self._key_cache.clear()
+        self.key_cache.clear()
 
     async def list_keys(
         self, user_id: str, *, include_disabled: bool, offset: int, limit: int

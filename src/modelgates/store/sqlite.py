@@ -65,7 +65,7 @@ class SqliteStore(
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        self._key_cache = KeyCache()
+        self.key_cache = KeyCache()
         self._key_revision: int | None = None
 
     # users ------------------------------------------------------------
@@ -126,7 +126,7 @@ class SqliteStore(
         # it), a point read several times cheaper than the key's JOIN; a new one
         # empties the cache, so every change applies from the next request.
         (revision,) = self._reader.execute(_KEY_REVISION).fetchone()
-        cache = self._key_cache
+        cache = self.key_cache
         if revision != self._key_revision:
             cache.clear()
             self._key_revision = revision
