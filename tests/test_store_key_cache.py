@@ -19,7 +19,8 @@ import pytest
 
 from modelgates import tokens
 from modelgates.container import Services
-from modelgates.errors import Unauthorized
+from modelgates.admission import Ask
+from modelgates.errors import Forbidden, Unauthorized
 from modelgates.models import ApiKey
 from modelgates.settings import Settings
 from modelgates.store import Store, open_store, rows
@@ -199,6 +200,23 @@ async def test_an_unknown_key_is_not_kept_so_a_new_key_works_at_once(workers: Wo
         with pytest.raises(Unauthorized):
             await workers.a.keys.authenticate("Bearer sk-mg-v1-" + "0" * 64, cached=True)
     assert workers.a.store.key_cache.get(tokens.sha256_hex("sk-mg-v1-" + "0" * 64)) is None
+
+
+async def test_admission_decides_on_the_rows_not_on_the_key_it_is_given(
+    workers: Workers,
+) -> None:
+    """A key with a budget is admitted on its row and its user's, read under their locks:
+    a cached key that has not yet heard of a change does not carry it past admission."""
+    await limit(workers)
+    await workers.kept()
+    stale = await workers.cached()
+    await workers.b.store.update_key(workers.key_hash, workers.b.clock(), limit=0)
+    with pytest.raises(Forbidden):
+        await workers.a.metering.admit(stale, Ask(fixed=1, per_million=0, tokens=0, cap=0), "g1")
+    await workers.b.store.update_key(workers.key_hash, workers.b.clock(), limit=5_000)
+    await disable_user(workers)
+    with pytest.raises(Unauthorized, match="User disabled"):
+        await workers.a.metering.admit(stale, Ask(fixed=1, per_million=0, tokens=0, cap=0), "g2")
 
 
 # --- what the database signals ---------------------------------------------------

@@ -163,7 +163,7 @@ def users_update(
     as_json: bool,
     database_url: str | None,
 ) -> None:
-    """Change a user's budget or role; it applies from the next request, on every server."""
+    """Change a user's budget or role; it applies within 1 s, on every server."""
     if no_limit and (limit is not None or limit_reset is not None):
         raise click.UsageError("--no-limit cannot be combined with --limit or --limit-reset")
     if limit is None and limit_reset is None and not no_limit and admin is None:
@@ -209,7 +209,7 @@ def _report(summary: UserSummary, as_json: bool) -> None:
 @click.argument("email")
 @database_option
 def users_disable(email: str, database_url: str | None) -> None:
-    """Disable a user: every key of theirs stops at once, on every route and server, and
+    """Disable a user: every key of theirs stops on every route and server (within 1 s), and
     they cannot sign in (their keys are kept; ``enable`` undoes it)."""
     summary = run(lambda svc: _change(svc, email, Change(disabled=True)), database_url)
     _report(summary, as_json=False)

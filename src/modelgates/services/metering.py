@@ -24,8 +24,11 @@ A key without a budget (no limit of its own, not minted by another key, its user
 without a budget) is admitted without a reservation: nothing can refuse it, so the
 write would only cost time. Should a limit or a user budget be set meanwhile, the
 requests already in flight are not counted against it until they settle. Whether the
-user has a budget is read with the key, on every request (no cache), so a budget set
-on any worker applies from the next request.
+key or its user has a budget is read with the key, through the key cache
+(:mod:`modelgates.keycache`), so a budget set on any worker applies within 1 s (on
+SQLite from the next request). A key that has one is admitted on its row and its user's,
+read again under their locks, never on the key it was given: a change of a budget, or
+a user's disabling, applies to it at once.
 """
 
 from __future__ import annotations

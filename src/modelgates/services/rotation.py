@@ -5,7 +5,8 @@ is) that takes over the old key's settings, usage counters, generation records, 
 reservations, sub-keys and codes in one transaction (:meth:`~modelgates.store.base.
 Store.rotate_key`), so its limits go on counting what was spent. The old key is revoked
 at once; its secret keeps working, as the successor, for the grace period asked for
-(default 0: it stops at once), so the apps holding it can be moved over. The audit trail
+(default 0: it stops at once, on the model routes of other workers within 1 s: the key
+cache), so the apps holding it can be moved over. The audit trail
 records the link both ways (``key.rotated`` on each key, naming the other).
 """
 

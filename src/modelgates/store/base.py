@@ -96,7 +96,8 @@ class Store(Protocol):
     ) -> User | None:
         """Set the given fields (and ``updated_at``) of a user; ``None`` if there is no
         such user. A budget or a disabling applies to the next admission of any of the
-        user's keys, in every process (nothing caches them)."""
+        user's keys that reserves, in every process, and reaches every process's key cache
+        within 1 s (:meth:`get_key_cached`)."""
         ...
 
     async def list_users(self, *, search: str | None, offset: int, limit: int) -> list[UserSummary]:

@@ -66,7 +66,9 @@ KEY_WITH_OWNER_COLUMNS = (
     + ", u.disabled AS user_disabled, u.limit_nanos IS NOT NULL AS user_budgeted"
 )
 """``KEY_COLUMNS`` of ``api_keys k`` joined with its user ``u``, and the user's state
-authentication and admission need (:func:`key_with_owner_from_row`)."""
+authentication and admission need (:func:`key_with_owner_from_row`). A column of ``u``
+read here must be in the trigger lists of migration 0015 (the key cache forgets a key
+when one changes; ``tests/test_store_key_cache.py`` checks it)."""
 KEY_IS_ACTIVE = "revoked_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $now)"
 """Condition on an ``api_keys`` row: the key can be used at ``$now`` (a placeholder
 each backend substitutes)."""
