@@ -10,6 +10,7 @@ import asyncio
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +19,12 @@ import httpx
 import pytest
 
 from modelgates import tokens
-from modelgates.container import Services
 from modelgates.admission import Ask
+from modelgates.container import Services
 from modelgates.errors import Forbidden, Unauthorized
 from modelgates.models import ApiKey
 from modelgates.settings import Settings
-from modelgates.store import Store, open_store, rows
+from modelgates.store import SqliteStore, Store, open_store, rows
 from modelgates.store.postgres import PostgresStore
 from modelgates.store.postgres_keywatch import KeyWatch
 from modelgates.store.sqlite_engine import path_from_url
@@ -170,7 +171,7 @@ async def test_a_change_through_another_store_reaches_the_cache_within_a_second(
     loop = asyncio.get_running_loop()
     made = loop.time()
     await eventually(lambda: seen(workers), PROMISE_S, f"{change} seen through the cache")
-    if workers.a.store.dialect == "sqlite":
+    if isinstance(workers.a.store, SqliteStore):
         assert loop.time() - made < 0.2  # on SQLite, from the next lookup (one poll)
 
 
@@ -247,8 +248,8 @@ class Signals:
     async def count(self) -> int:
         """How many so far (every change committed before the call is counted)."""
         if self._listener is None:
-            with sqlite3.connect(path_from_url(self.url)) as conn:
-                return int(conn.execute("SELECT n FROM key_revision").fetchone()[0])
+            with closing(sqlite3.connect(path_from_url(self.url))) as db:
+                return int(db.execute("SELECT n FROM key_revision").fetchone()[0])
         await self._listener.fetchval("SELECT 1")  # notifications come before its answer
         await asyncio.sleep(0)
         return len(self.heard)
@@ -256,8 +257,8 @@ class Signals:
     async def execute(self, sql: str, *args: Any) -> None:
         """Run one statement on a connection of its own (not through a store)."""
         if self._listener is None:
-            with sqlite3.connect(path_from_url(self.url)) as conn:
-                conn.execute(sql.replace("$1", "?"), args)
+            with closing(sqlite3.connect(path_from_url(self.url))) as db, db:
+                db.execute(sql.replace("$1", "?"), args)
             return
         conn = await asyncpg.connect(self.url)
         try:
@@ -278,8 +279,8 @@ async def table_columns(url: str, table: str) -> list[str]:
         finally:
             await conn.close()
         return [row["column_name"] for row in found]
-    with sqlite3.connect(path_from_url(url)) as conn:
-        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    with closing(sqlite3.connect(path_from_url(url))) as db:
+        return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
 
 
 AUTHENTICATION_READS_OF_USERS = set(re.findall(r"\bu\.(\w+)", rows.KEY_WITH_OWNER_COLUMNS))
