@@ -48,7 +48,6 @@ from modelgates.store.postgres_users import PostgresUsers
 from modelgates.windows import Reset, WindowSpend, window_starts
 
 MIGRATION_LOCK_ID = 0x6D67_0001  # "mg" + 1: one migrator at a time across processes
-_OPTIONS: dict[str, Any] = {"server_settings": {"timezone": "UTC"}}
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -83,7 +82,7 @@ class PostgresStore(
         self._pool = pool
         self._meter = MeterBatcher(pool)
         self.key_cache = KeyCache(held_until=0.0)
-        self.key_watch = None if dsn is None else KeyWatch(dsn, self.key_cache, **_OPTIONS)
+        self.key_watch = None if dsn is None else KeyWatch(dsn, self.key_cache)
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:

@@ -3,11 +3,12 @@ honest, by listening for the notifications migration 0015's triggers send.
 
 One connection per store, outside the pool, started with the first cached lookup (a
 command-line run never opens it). Each notification forgets what it names. Every
-``HEARTBEAT_S`` a ``SELECT 1`` on it proves that it still delivers: PostgreSQL sends a
-session's pending notifications before it answers a query, so once the answer is in,
-every change committed before the query was sent has been heard. The cache may serve
-for ``HOLD_S`` from the sending of the last answered query, no longer: a connection
-that died silently (a cable, a firewall's idle timeout) stops the serving within that
+``HEARTBEAT_S`` the connection notifies a channel of its own, which it also listens
+on: notifications arrive in the order their transactions committed, so once that echo
+is in, every change committed before it was sent has been heard. The cache may serve
+for ``HOLD_S`` from the sending of the last echo heard, no longer: a connection that
+died silently (a cable, a firewall's idle timeout), or one that cannot hear (a pooler
+in transaction mode hands LISTEN's session to others), stops the serving within that
 time, before anything tells the process. A connection that is lost (or whose answer
 takes longer than ``HEARTBEAT_TIMEOUT_S``) empties the cache, which is bypassed until a
 new connection listens; that one is tried again and again, waiting
@@ -20,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 import asyncpg
 
@@ -33,6 +33,8 @@ HOLD_S = 0.75
 HEARTBEAT_TIMEOUT_S = 5.0
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 5.0
+SESSION = {"application_name": "modelgates key cache", "synchronous_commit": "off"}
+"""Named for ``pg_stat_activity``; an echo's commit need not wait for the disk."""
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +42,13 @@ log = logging.getLogger(__name__)
 class KeyWatch:
     """Listens on :data:`CHANNEL` for one store and applies what it hears to ``cache``."""
 
-    def __init__(self, dsn: str, cache: KeyCache, **connect_options: Any) -> None:
+    def __init__(self, dsn: str, cache: KeyCache) -> None:
         self._dsn = dsn
-        self._options = connect_options
         self._cache = cache
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
+        self._echoed = asyncio.Event()
         self.connections = 0
         """How many times a connection started listening (for the tests and the logs)."""
         self.reconnect_first_s = RECONNECT_FIRST_S
@@ -93,19 +95,23 @@ class KeyWatch:
         fails (raises) or is lost (returns)."""
         self._lost.clear()
         conn = self._conn = await asyncpg.connect(
-            self._dsn, timeout=HEARTBEAT_TIMEOUT_S, **self._options
+            self._dsn, timeout=HEARTBEAT_TIMEOUT_S, server_settings=SESSION
         )
         conn.add_termination_listener(self._on_lost)
         await conn.add_listener(CHANNEL, self._on_notification)
+        echo = f"{CHANNEL}_echo_{conn.get_server_pid()}"
+        await conn.add_listener(echo, self._on_echo)
         self.connections += 1
         if self.connections > 1:
             log.warning("key cache on again: its PostgreSQL listener reconnected")
         self._cache.clear()  # what changed while nobody listened is unknown
         while not self._lost.is_set():
             sent = time.monotonic()
-            await conn.fetchval("SELECT 1", timeout=HEARTBEAT_TIMEOUT_S)
+            self._echoed.clear()
+            await conn.execute(f"NOTIFY {echo}", timeout=HEARTBEAT_TIMEOUT_S)
+            await asyncio.wait_for(self._echoed.wait(), HEARTBEAT_TIMEOUT_S)
             if self._lost.is_set():
-                return
+                break
             self._cache.hold_until(sent + HOLD_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), HEARTBEAT_S)
@@ -120,9 +126,13 @@ class KeyWatch:
         else:
             self._cache.clear()
 
+    def _on_echo(self, _conn: object, _pid: int, _channel: str, _payload: object) -> None:
+        self._echoed.set()
+
     def _on_lost(self, _conn: object) -> None:
         self._cache.suspend()
         self._lost.set()
+        self._echoed.set()
 
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
