@@ -49,6 +49,7 @@ class KeyWatch:
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._echoed = asyncio.Event()
+        self._closing = False
         self.connections = 0
         """How many times a connection started listening (for the tests and the logs)."""
         self.reconnect_first_s = RECONNECT_FIRST_S
@@ -64,8 +65,14 @@ class KeyWatch:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="key-watch")
 
     async def close(self) -> None:
-        """Stop listening and close the connection; the cache serves nothing after."""
+        """Stop listening and close the connection; the cache serves nothing after.
+        The task is told twice, by a flag and by cancelling it: on Python 3.11 an
+        ``asyncio.wait_for`` whose awaitable finishes as the cancellation comes swallows
+        the cancellation (and libraries call it), so a cancellation alone may be lost."""
+        self._closing = True
         self._cache.suspend()
+        self._lost.set()
+        self._echoed.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -74,7 +81,7 @@ class KeyWatch:
 
     async def _run(self) -> None:
         delay = self.reconnect_first_s
-        while True:
+        while not self._closing:
             listened = self.connections
             try:
                 await self._listen()
@@ -85,6 +92,8 @@ class KeyWatch:
             finally:
                 self._cache.suspend()
                 await self._disconnect()
+            if self._closing:
+                return
             if self.connections != listened:  # it had listened: start the waits over
                 delay = self.reconnect_first_s
             await asyncio.sleep(delay)
@@ -109,13 +118,16 @@ class KeyWatch:
             sent = time.monotonic()
             self._echoed.clear()
             await conn.execute(f"NOTIFY {echo}", timeout=HEARTBEAT_TIMEOUT_S)
-            await asyncio.wait_for(self._echoed.wait(), HEARTBEAT_TIMEOUT_S)
+            async with asyncio.timeout(HEARTBEAT_TIMEOUT_S):
+                await self._echoed.wait()
             if self._lost.is_set():
                 break
             self._cache.hold_until(sent + HOLD_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), HEARTBEAT_S)
-        log.warning("key cache off: its PostgreSQL listener's connection was lost")
+                async with asyncio.timeout(HEARTBEAT_S):
+                    await self._lost.wait()
+        if not self._closing:
+            log.warning("key cache off: its PostgreSQL listener's connection was lost")
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         text = str(payload)
@@ -139,6 +151,7 @@ class KeyWatch:
         if conn is None or conn.is_closed():
             return
         try:
-            await asyncio.wait_for(conn.close(), HEARTBEAT_TIMEOUT_S)
+            async with asyncio.timeout(HEARTBEAT_TIMEOUT_S):
+                await conn.close()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             conn.terminate()
