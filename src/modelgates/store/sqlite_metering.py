@@ -70,13 +70,14 @@ _BUDGETS = (
     " u.disabled, u.limit_nanos, u.limit_reset,"
     f" CASE WHEN u.limit_nanos IS NULL THEN 0 ELSE {rows.spend_of_own_limit('u.')} END,"
     f" CASE WHEN u.limit_nanos IS NULL THEN 0 ELSE {_HELD_FOR_USER} END,"
-    f" CASE WHEN k.limit_nanos IS NULL THEN 0 ELSE {_MINTED} + {_HELD_FOR_KEY} END"
+    f" CASE WHEN k.limit_nanos IS NULL THEN 0 ELSE {rows.spend_of_own_limit('k.')}"
+    f" + {_MINTED} + {_HELD_FOR_KEY} END"
     " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.hash = :hash"
 )
 """A key and what admission weighs against its budgets, in one statement: the key, its
 user's state and budget (spend in its window, live reservations of the user's keys), and
-what else draws on the key's limit (its sub-keys' spend in the limit's window, the live
-reservations of the key and of its sub-keys). Only live reservations count; expired ones
+what draws on the key's limit (its own and its sub-keys' spend in the limit's window, the
+live reservations of the key and of its sub-keys). Only live reservations count; expired ones
 (a crashed process's) are left to the background purge rather than deleted on every
 admission. The subqueries run only for a limit or a budget that is set."""
 _BUDGET_COLUMNS = rows.KEY_COLUMN_COUNT
@@ -89,7 +90,7 @@ def key_in(conn: sqlite3.Connection, key_hash: str) -> ApiKey | None:
 
 
 class _Budgets:
-    """A row of :data:`_BUDGETS`, decoded."""
+    """A row of :data:`_BUDGETS`, decoded (``key_drawn``: what draws on the key's limit)."""
 
     __slots__ = ("key", "key_drawn", "user_disabled", "user_held", "user_limit", "user_reset",
                  "user_spent")  # fmt: skip
@@ -122,9 +123,8 @@ class SqliteMetering:
         params = {"day": day, "week": week, "month": month, "now": at}
 
         def key_remaining(found: _Budgets) -> int:
-            key = found.key
-            assert key.limit is not None
-            return int(key.limit - key.usage.in_window(now, key.limit_reset) - found.key_drawn)
+            assert found.key.limit is not None
+            return int(found.key.limit - found.key_drawn)
 
         def admit(conn: sqlite3.Connection) -> Admission:
             # BEGIN IMMEDIATE holds the database's write lock: nobody else admits
