@@ -39,19 +39,24 @@ _INSERT_GENERATION = (
     f" VALUES ({rows.placeholders(len(rows.GENERATION_COLUMNS), 'qmark')})"
 )
 _KEY_HASH = rows.GENERATION_FIELDS.index("key_hash")
+_CHARGED_KEY = "(SELECT coalesce(rotated_to, hash) FROM api_keys WHERE hash = :hash)"
+"""The key that was charged, or its successor if it was rotated meanwhile."""
 _ADD_CHARGE_TO_KEY = (
     f"UPDATE api_keys SET {rows.window_increments(':c', ':day', ':week', ':month')},"
-    " last_used_at = :now"
-    # The key that was charged, or its successor if it was rotated meanwhile.
-    " WHERE hash = (SELECT coalesce(rotated_to, hash) FROM api_keys WHERE hash = :hash)"
-    f" RETURNING hash, limit_nanos, limit_reset, {rows.spend_of_own_limit()}"
+    f" last_used_at = :now WHERE hash = {_CHARGED_KEY}"
 )
 _ADD_CHARGE_TO_USER = (
     f"UPDATE users SET {rows.window_increments(':c', ':day', ':week', ':month')} WHERE id = :id"
-    f" RETURNING limit_nanos, limit_reset, {rows.spend_of_own_limit()}"
 )
-"""The charge added to the key's and the user's counters; each returns what the alerts
-need (its limit and the spend in its window, after the charge), so settling reads no row."""
+_CHARGED = f"SELECT {_CHARGED_KEY}"
+_CHARGED_BUDGETS = (
+    f"SELECT k.hash, k.limit_nanos, k.limit_reset, {rows.spend_of_own_limit('k.')},"
+    f" u.limit_nanos, u.limit_reset, {rows.spend_of_own_limit('u.')}"
+    f" FROM api_keys k, users u WHERE k.hash = {_CHARGED_KEY} AND u.id = :id"
+)
+"""After the charge, what the alerts need: the key charged and the user, each with its
+limit and the spend in the limit's window, the charge included. (One read of both: half
+the cost of ``UPDATE … RETURNING`` on the two updates, which materialises its rows.)"""
 
 _MINTED = (
     f"(SELECT coalesce(sum({rows.spend_in_window_of('k.limit_reset', 'c.')}), 0)"
@@ -175,27 +180,29 @@ class SqliteMetering:
 
         def apply(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
-            # fetchall: a statement with RETURNING is done only once its rows are read.
-            charged = conn.execute(_ADD_CHARGE_TO_KEY, {**charge, "hash": record.key_hash})
-            key_row = charged.fetchall()
-            if not key_row:
-                raise StoreError(f"no key {record.key_hash!r} to charge")
-            target, key_limit, key_reset, key_spend = key_row[0]
+            conn.execute(_ADD_CHARGE_TO_KEY, {**charge, "hash": record.key_hash})
+            conn.execute(_ADD_CHARGE_TO_USER, {**charge, "id": record.user_id})
+            if thresholds:
+                params = {**charge, "hash": record.key_hash, "id": record.user_id}
+                found = conn.execute(_CHARGED_BUDGETS, params).fetchone()
+            else:
+                found = conn.execute(_CHARGED, {"hash": record.key_hash}).fetchone()
+            if found is None:
+                raise StoreError(f"no key {record.key_hash!r} of user {record.user_id!r} to charge")
+            target = found[0]
             if target != record.key_hash:
                 values_of_target = list(values)
                 values_of_target[_KEY_HASH] = target
                 conn.execute(_INSERT_GENERATION, values_of_target)
             else:
                 conn.execute(_INSERT_GENERATION, values)
-            user_row = conn.execute(
-                _ADD_CHARGE_TO_USER, {**charge, "id": record.user_id}
-            ).fetchall()
             if not thresholds:
                 return 0
-            budgets: list[AlertBudget] = [("key_limit", target, key_limit, key_reset, key_spend)]
-            if user_row:
-                user_limit, user_reset, user_spend = user_row[0]
-                budgets.append(("user_budget", record.user_id, user_limit, user_reset, user_spend))
+            _, key_limit, key_reset, key_spend, user_limit, user_reset, user_spend = found
+            budgets: list[AlertBudget] = [
+                ("key_limit", target, key_limit, key_reset, key_spend),
+                ("user_budget", record.user_id, user_limit, user_reset, user_spend),
+            ]
             return record_alerts(conn, record, target, budgets, thresholds)
 
         return await self._write(apply)
