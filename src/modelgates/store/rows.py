@@ -369,6 +369,9 @@ GENERATION_COLUMNS: tuple[str, ...] = tuple(
 )
 
 
+GENERATION_FLAGS = ("estimated", "usage_exceeded_reservation", "streamed", "cancelled")
+"""The record's booleans."""
+
 _GENERATION_VALUES = attrgetter(*GENERATION_FIELDS)
 _CREATED_AT = GENERATION_FIELDS.index("created_at")
 
@@ -384,7 +387,7 @@ def generation_values(record: Generation, ts: Callable[[datetime], Any]) -> tupl
 def generation_from_row(row: Row, ts: TimestampIn) -> Generation:
     """A record from a row of ``SELECT GENERATION_COLUMNS`` (booleans as stored)."""
     values = dict(zip(GENERATION_FIELDS, tuple(row)[: len(GENERATION_FIELDS)], strict=True))
-    for name in ("estimated", "usage_exceeded_reservation", "streamed", "cancelled"):
+    for name in GENERATION_FLAGS:
         values[name] = bool(values[name])
     values["created_at"] = ts(values["created_at"])
     return Generation(**values)

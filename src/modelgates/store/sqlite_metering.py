@@ -39,6 +39,10 @@ _INSERT_GENERATION = (
     f" VALUES ({rows.placeholders(len(rows.GENERATION_COLUMNS), 'qmark')})"
 )
 _KEY_HASH = rows.GENERATION_FIELDS.index("key_hash")
+_FLAGS = tuple(rows.GENERATION_FIELDS.index(name) for name in rows.GENERATION_FLAGS)
+"""Where the record's booleans are among its values: bound as integers, since sqlite3
+binds ``bool`` only after a search of its adapters (~1 µs each), and that is how
+SQLite stores them anyway."""
 _CHARGED_KEY = "(SELECT coalesce(rotated_to, hash) FROM api_keys WHERE hash = :hash)"
 """The key that was charged, or its successor if it was rotated meanwhile."""
 _ADD_CHARGE_TO_KEY = (
@@ -175,7 +179,9 @@ class SqliteMetering:
     ) -> int:
         day, week, month = window_start_texts(record.created_at)
         at = iso(record.created_at)
-        values = rows.generation_values(record, lambda _: at)
+        values = list(rows.generation_values(record, lambda _: at))
+        for index in _FLAGS:
+            values[index] = int(values[index])
         charge = {"c": record.cost, "day": day, "week": week, "month": month, "now": at}
 
         def apply(conn: sqlite3.Connection) -> int:
@@ -190,12 +196,8 @@ class SqliteMetering:
             if found is None:
                 raise StoreError(f"no key {record.key_hash!r} of user {record.user_id!r} to charge")
             target = found[0]
-            if target != record.key_hash:
-                values_of_target = list(values)
-                values_of_target[_KEY_HASH] = target
-                conn.execute(_INSERT_GENERATION, values_of_target)
-            else:
-                conn.execute(_INSERT_GENERATION, values)
+            values[_KEY_HASH] = target
+            conn.execute(_INSERT_GENERATION, values)
             if not thresholds:
                 return 0
             _, key_limit, key_reset, key_spend, user_limit, user_reset, user_spend = found
