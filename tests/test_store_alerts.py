@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from modelgates import tokens
 from modelgates.models import AlertChannel, AttemptOutcome, BudgetAlert, User
 from modelgates.store import Store, open_store
 from tests.test_store import add_user, make_key, make_record
@@ -75,6 +76,42 @@ async def test_user_budgets_fire_for_the_user_across_their_keys(store: Store) ->
     assert await store.settle("r", make_record(first, 400, TUESDAY), ()) == 0
     fresh = await store.get_user(user.id)
     assert fresh is not None and fresh.usage.total == 1000
+
+
+async def test_a_rotated_keys_charge_alerts_on_its_successor(store: Store) -> None:
+    """A request admitted before a rotation settles after it: charged to the successor,
+    whose limit the alert names."""
+    user = await add_user(store, TUESDAY)
+    old = make_key(user, TUESDAY, limit=1000, limit_reset="daily")
+    await store.create_key(old)
+    new_hash = tokens.sha256_hex("successor")
+    assert await store.rotate_key(old.hash, new_hash, TUESDAY, TUESDAY) is not None
+
+    assert await store.settle("r", make_record(old, 600, TUESDAY, "late"), THRESHOLDS) == 1
+
+    (alert,) = await fired(store, user)
+    assert (alert.scope, alert.subject, alert.key_hash) == ("key_limit", new_hash, new_hash)
+    assert (alert.threshold, alert.usage, alert.generation_id) == (50, 600, "late")
+    record = await store.get_generation("late")
+    assert record is not None and record.key_hash == new_hash
+
+
+async def test_thresholds_already_passed_when_a_limit_is_lowered_fire_with_the_next_charge(
+    store: Store,
+) -> None:
+    """A threshold fires when the window's spend has reached it and it has not fired in
+    that window yet, not only when a charge crosses it."""
+    user = await add_user(store, TUESDAY)
+    key = make_key(user, TUESDAY, limit=10_000, limit_reset="daily")
+    await store.create_key(key)
+    assert await store.settle("r", make_record(key, 900, TUESDAY), THRESHOLDS) == 0
+    await store.update_key(key.hash, TUESDAY, limit=1000)
+
+    assert await store.settle("r", make_record(key, 1, TUESDAY), THRESHOLDS) == 2
+    assert await store.settle("r", make_record(key, 1, TUESDAY), THRESHOLDS) == 0
+
+    alerts = await fired(store, user)
+    assert [(a.threshold, a.usage, a.limit) for a in alerts] == [(50, 901, 1000), (80, 901, 1000)]
 
 
 async def test_concurrent_settlements_from_two_processes_fire_each_threshold_once(

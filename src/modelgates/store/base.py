@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -41,7 +42,7 @@ from modelgates.models import (
     UserSummary,
     WebSession,
 )
-from modelgates.windows import Reset, WindowSpend
+from modelgates.windows import Reset, WindowSpend, window_starts
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -456,15 +457,33 @@ def utc(moment: datetime) -> datetime:
 
 def iso(moment: datetime) -> str:
     """Fixed-width ISO 8601 UTC text (``2026-11-29T10:30:00.000000Z``): sorts and
-    compares as text in SQLite."""
+    compares as text in SQLite. ``%``-formatted from the fields: half the time of
+    ``isoformat(timespec=…)``, and this runs several times per metered request."""
     if moment.tzinfo is not UTC:  # UTC already is the common case: no conversion
         moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" → "Z"
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (the fastest here)
+        moment.year, moment.month, moment.day,
+        moment.hour, moment.minute, moment.second, moment.microsecond,
+    )  # fmt: skip
 
 
-def from_iso(text: str) -> datetime:
-    """Inverse of :func:`iso` (``fromisoformat`` reads the ``Z``: ~10x ``strptime``)."""
-    return datetime.fromisoformat(text)
+from_iso: Callable[[str], datetime] = datetime.fromisoformat
+"""Inverse of :func:`iso` (``fromisoformat`` reads the ``Z``: ~10x ``strptime``), bound
+directly rather than wrapped: rows decode several timestamps each."""
+
+
+@lru_cache(maxsize=8)
+def _window_start_texts(day: date) -> tuple[str, str, str]:
+    starts = window_starts(datetime(day.year, day.month, day.day, tzinfo=UTC))
+    return iso(starts[0]), iso(starts[1]), iso(starts[2])
+
+
+def window_start_texts(moment: datetime) -> tuple[str, str, str]:
+    """:func:`~modelgates.windows.window_starts` of ``moment`` as :func:`iso` text,
+    formatted once per UTC day (every reservation and settlement needs them)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return _window_start_texts(moment.date())
 
 
 def migration_files(dialect: str) -> list[Path]:

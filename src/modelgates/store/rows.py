@@ -61,9 +61,10 @@ CODE_COLUMNS = (
     " key_label, limit_nanos, usage_limit_type, key_expires_at, created_at, expires_at,"
     " used_at, minted_key_hash, creator_key_hash, allowed_models"
 )
+OWNED_KEY_COLUMNS = ", ".join(f"k.{column.strip()}" for column in KEY_COLUMNS.split(","))
+"""``KEY_COLUMNS`` of ``api_keys k`` (in a join)."""
 KEY_WITH_OWNER_COLUMNS = (
-    ", ".join(f"k.{column.strip()}" for column in KEY_COLUMNS.split(","))
-    + ", u.disabled AS user_disabled, u.limit_nanos IS NOT NULL AS user_budgeted"
+    OWNED_KEY_COLUMNS + ", u.disabled AS user_disabled, u.limit_nanos IS NOT NULL AS user_budgeted"
 )
 """``KEY_COLUMNS`` of ``api_keys k`` joined with its user ``u``, and the user's state
 authentication and admission need (:func:`key_with_owner_from_row`). A column of ``u``
@@ -150,19 +151,21 @@ def key_from_row(row: Row, ts: TimestampIn) -> ApiKey:
     ignored). Unpacked by position, the mirror of :func:`key_insert_values`: a
     lookup by name scans the column list each time, and this runs on every
     authenticated request."""
-    return _key(tuple(row), ts)
+    return key_from_values(tuple(row), ts)
 
 
 def key_with_owner_from_row(row: Row, ts: TimestampIn) -> ApiKey:
     """A key from a row of :data:`KEY_WITH_OWNER_COLUMNS`: the key, and its user's state."""
     values = tuple(row)
     owner_disabled, owner_budgeted = values[KEY_COLUMN_COUNT : KEY_COLUMN_COUNT + 2]
-    return _key(values, ts, bool(owner_disabled), bool(owner_budgeted))
+    return key_from_values(values, ts, bool(owner_disabled), bool(owner_budgeted))
 
 
-def _key(
+def key_from_values(
     values: tuple[Any, ...], ts: TimestampIn, user_disabled: bool = False, budgeted: bool = False
 ) -> ApiKey:
+    """A key from the values of a row that starts with ``KEY_COLUMNS`` (the conversions
+    are spelt out inline: a helper call per timestamp cost more than the conversion)."""
     (
         key_hash, user_id, app_id, name, label, limit, limit_reset, expires_at, disabled,
         revoked_at, is_management, issued_by_code, created_at, updated_at, last_used_at,
@@ -176,28 +179,28 @@ def _key(
         name=name,
         label=label,
         limit=limit,
-        limit_reset=cast("Reset | None", limit_reset),
-        expires_at=_opt(expires_at, ts),
+        limit_reset=limit_reset,
+        expires_at=None if expires_at is None else ts(expires_at),
         disabled=bool(disabled),
-        revoked_at=_opt(revoked_at, ts),
+        revoked_at=None if revoked_at is None else ts(revoked_at),
         is_management=bool(is_management),
         issued_by_code=bool(issued_by_code),
         created_at=ts(created_at),
-        updated_at=_opt(updated_at, ts),
-        last_used_at=_opt(last_used_at, ts),
+        updated_at=None if updated_at is None else ts(updated_at),
+        last_used_at=None if last_used_at is None else ts(last_used_at),
         usage=UsageCounters(
             total=usage,
             day=day,
-            day_start=_opt(day_start, ts),
+            day_start=None if day_start is None else ts(day_start),
             week=week,
-            week_start=_opt(week_start, ts),
+            week_start=None if week_start is None else ts(week_start),
             month=month,
-            month_start=_opt(month_start, ts),
+            month_start=None if month_start is None else ts(month_start),
         ),
         parent_key_hash=parent_key_hash,
-        allowed_models=allowlist.decode(allowed_models),
+        allowed_models=None if allowed_models is None else allowlist.decode(allowed_models),
         rotated_to=rotated_to,
-        grace_until=_opt(grace_until, ts),
+        grace_until=None if grace_until is None else ts(grace_until),
         user_disabled=user_disabled,
         user_budgeted=budgeted,
     )
@@ -330,6 +333,25 @@ def minted_spend_from(found: list[Any]) -> dict[str, WindowSpend]:
     }
 
 
+def spend_in_window_of(reset: str, prefix: str = "") -> str:
+    """SQL expression: a key or user row's spend (its columns named with ``prefix``, such
+    as ``k.``) in the window of kind given by the SQL expression ``reset`` (a
+    ``limit_reset`` column: lifetime when NULL), reading the window starts from ``:day``,
+    ``:week`` and ``:month`` (as :meth:`modelgates.windows.UsageCounters.in_window`)."""
+    windows = " ".join(
+        f"WHEN '{reset_name}' THEN CASE WHEN {prefix}usage_{window}_start = :{window}"
+        f" THEN {prefix}usage_{window}_nanos ELSE 0 END"
+        for reset_name, window in (("daily", "day"), ("weekly", "week"), ("monthly", "month"))
+    )
+    return f"CASE {reset} {windows} ELSE {prefix}usage_nanos END"
+
+
+def spend_of_own_limit(prefix: str = "") -> str:
+    """SQL expression: a key or user row's spend in the window of its own limit
+    (:func:`spend_in_window_of` its ``limit_reset``)."""
+    return spend_in_window_of(f"{prefix}limit_reset", prefix)
+
+
 def spend_in_window(reset: Reset | None) -> str:
     """SQL expression: a key row's spend in the window of kind ``reset`` (``None``:
     lifetime), reading the window starts from ``:day``, ``:week`` and ``:month``
@@ -349,6 +371,9 @@ GENERATION_COLUMNS: tuple[str, ...] = tuple(
 )
 
 
+GENERATION_FLAGS = ("estimated", "usage_exceeded_reservation", "streamed", "cancelled")
+"""The record's booleans."""
+
 _GENERATION_VALUES = attrgetter(*GENERATION_FIELDS)
 _CREATED_AT = GENERATION_FIELDS.index("created_at")
 
@@ -364,7 +389,7 @@ def generation_values(record: Generation, ts: Callable[[datetime], Any]) -> tupl
 def generation_from_row(row: Row, ts: TimestampIn) -> Generation:
     """A record from a row of ``SELECT GENERATION_COLUMNS`` (booleans as stored)."""
     values = dict(zip(GENERATION_FIELDS, tuple(row)[: len(GENERATION_FIELDS)], strict=True))
-    for name in ("estimated", "usage_exceeded_reservation", "streamed", "cancelled"):
+    for name in GENERATION_FLAGS:
         values[name] = bool(values[name])
     values["created_at"] = ts(values["created_at"])
     return Generation(**values)

@@ -18,15 +18,14 @@ from modelgates.models import (
     AlertAttempt,
     AlertChannel,
     AlertDelivery,
+    AlertScope,
     AlertToSend,
-    ApiKey,
     AttemptOutcome,
     Generation,
-    User,
 )
 from modelgates.store import rows
 from modelgates.store.base import from_iso, iso
-from modelgates.windows import window_start
+from modelgates.windows import Reset, window_start
 
 T = TypeVar("T")
 
@@ -53,35 +52,39 @@ def new_alert_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
+AlertBudget = tuple[AlertScope, str, int | None, Reset | None, int]
+"""A budget a charge drew on, as the settlement's statements return it: its scope, its
+subject (the key's hash, the user's id), limit and reset, and the spend in the limit's
+window at the charge, the charge included."""
+
+
 def record_alerts(
     conn: sqlite3.Connection,
     record: Generation,
-    key: ApiKey | None,
-    user: User,
+    key_hash: str,
+    budgets: Sequence[AlertBudget],
     thresholds: Sequence[int],
 ) -> int:
-    """Inside a settlement's transaction, after the charge: record the alerts it fired,
-    for ``key`` (the one charged) and for its ``user`` (Store.settle); how many."""
+    """Inside a settlement's transaction, after the charge: record the alerts it fired
+    for the ``budgets`` of ``key_hash`` (the key charged) and of its user (Store.settle);
+    how many. A threshold once reached stays so for the window, and the unique
+    constraint keeps its alert to one; below the lowest threshold nothing is written."""
     at = record.created_at
-    key_hash = record.key_hash if key is None else key.hash
     fired = 0
-    budgets = (
-        ("key_limit", key_hash, None if key is None else key.limit,
-         None if key is None else key.limit_reset, None if key is None else key.usage),
-        ("user_budget", user.id, user.limit, user.limit_reset, user.usage),
-    )  # fmt: skip
-    for scope, subject, limit, reset, usage in budgets:
-        if limit is None or limit <= 0 or usage is None:
+    ordered = sorted(thresholds)
+    if not ordered:
+        return 0
+    for scope, subject, limit, reset, spend in budgets:
+        if limit is None or limit <= 0 or spend * 100 < ordered[0] * limit:
             continue
-        spend = usage.in_window(at, reset)
         start = LIFETIME_START if reset is None else iso(window_start(at, reset))
-        for threshold in sorted(thresholds):
+        for threshold in ordered:
             if spend * 100 < threshold * limit:
                 break
             cur = conn.execute(
                 _INSERT_ALERT,
-                (new_alert_id(), scope, subject, user.id, key_hash, threshold, reset or "total",
-                 start, limit, spend, record.id, iso(at)),
+                (new_alert_id(), scope, subject, record.user_id, key_hash, threshold,
+                 reset or "total", start, limit, spend, record.id, iso(at)),
             )  # fmt: skip
             fired += cur.rowcount
     return fired

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
-from modelgates.admission import Ask, Budget, Scope, decide
-from modelgates.models import Admission, ApiKey, Generation, UsageAudit, User
+from modelgates.admission import Ask, Budget, decide
+from modelgates.errors import StoreError
+from modelgates.models import Admission, ApiKey, Generation, UsageAudit
 from modelgates.store import rows
-from modelgates.store.base import from_iso, iso
-from modelgates.store.sqlite_alerts import record_alerts
-from modelgates.windows import window_starts
+from modelgates.store.base import from_iso, iso, window_start_texts
+from modelgates.store.sqlite_alerts import AlertBudget, record_alerts
 
 T = TypeVar("T")
 
@@ -39,13 +38,58 @@ _INSERT_GENERATION = (
     f"INSERT INTO generations ({_GENERATION_COLUMNS})"
     f" VALUES ({rows.placeholders(len(rows.GENERATION_COLUMNS), 'qmark')})"
 )
+_KEY_HASH = rows.GENERATION_FIELDS.index("key_hash")
+_FLAGS = tuple(rows.GENERATION_FIELDS.index(name) for name in rows.GENERATION_FLAGS)
+"""Where the record's booleans are among its values: bound as integers, since sqlite3
+binds ``bool`` only after a search of its adapters (~1 µs each), and that is how
+SQLite stores them anyway."""
+_CHARGED_KEY = "(SELECT coalesce(rotated_to, hash) FROM api_keys WHERE hash = :hash)"
+"""The key that was charged, or its successor if it was rotated meanwhile."""
 _ADD_CHARGE_TO_KEY = (
     f"UPDATE api_keys SET {rows.window_increments(':c', ':day', ':week', ':month')},"
-    " last_used_at = :now WHERE hash = :hash"
+    f" last_used_at = :now WHERE hash = {_CHARGED_KEY}"
 )
 _ADD_CHARGE_TO_USER = (
     f"UPDATE users SET {rows.window_increments(':c', ':day', ':week', ':month')} WHERE id = :id"
 )
+_CHARGED = f"SELECT {_CHARGED_KEY}"
+_CHARGED_BUDGETS = (
+    f"SELECT k.hash, k.limit_nanos, k.limit_reset, {rows.spend_of_own_limit('k.')},"
+    f" u.limit_nanos, u.limit_reset, {rows.spend_of_own_limit('u.')}"
+    f" FROM api_keys k, users u WHERE k.hash = {_CHARGED_KEY} AND u.id = :id"
+)
+"""After the charge, what the alerts need: the key charged and the user, each with its
+limit and the spend in the limit's window, the charge included. (One read of both: half
+the cost of ``UPDATE … RETURNING`` on the two updates, which materialises its rows.)"""
+
+_MINTED = (
+    f"(SELECT coalesce(sum({rows.spend_in_window_of('k.limit_reset', 'c.')}), 0)"
+    " FROM api_keys c WHERE c.parent_key_hash = k.hash)"
+)
+_HELD_FOR_KEY = (
+    "(SELECT coalesce(sum(amount_nanos), 0) FROM reservations"
+    " WHERE (key_hash = k.hash OR parent_key_hash = k.hash) AND expires_at > :now)"
+)
+_HELD_FOR_USER = (
+    "(SELECT coalesce(sum(amount_nanos), 0) FROM reservations"
+    " WHERE user_id = u.id AND expires_at > :now)"
+)
+_BUDGETS = (
+    f"SELECT {rows.OWNED_KEY_COLUMNS},"
+    " u.disabled, u.limit_nanos, u.limit_reset,"
+    f" CASE WHEN u.limit_nanos IS NULL THEN 0 ELSE {rows.spend_of_own_limit('u.')} END,"
+    f" CASE WHEN u.limit_nanos IS NULL THEN 0 ELSE {_HELD_FOR_USER} END,"
+    f" CASE WHEN k.limit_nanos IS NULL THEN 0 ELSE {rows.spend_of_own_limit('k.')}"
+    f" + {_MINTED} + {_HELD_FOR_KEY} END"
+    " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.hash = :hash"
+)
+"""A key and what admission weighs against its budgets, in one statement: the key, its
+user's state and budget (spend in its window, live reservations of the user's keys), and
+what draws on the key's limit (its own and its sub-keys' spend in the limit's window, the
+live reservations of the key and of its sub-keys). Only live reservations count; expired ones
+(a crashed process's) are left to the background purge rather than deleted on every
+admission. The subqueries run only for a limit or a budget that is set."""
+_BUDGET_COLUMNS = rows.KEY_COLUMN_COUNT
 
 
 def key_in(conn: sqlite3.Connection, key_hash: str) -> ApiKey | None:
@@ -54,9 +98,22 @@ def key_in(conn: sqlite3.Connection, key_hash: str) -> ApiKey | None:
     return None if found is None else rows.key_from_row(found, from_iso)
 
 
-def user_in(conn: sqlite3.Connection, user_id: str) -> User:
-    found: sqlite3.Row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
-    return rows.user_from_row(found, from_iso)
+class _Budgets:
+    """A row of :data:`_BUDGETS`, decoded (``key_drawn``: what draws on the key's limit)."""
+
+    __slots__ = ("key", "key_drawn", "user_disabled", "user_held", "user_limit", "user_reset",
+                 "user_spent")  # fmt: skip
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self.key = rows.key_from_values(values, from_iso)
+        (disabled, self.user_limit, self.user_reset, self.user_spent, self.user_held,
+         self.key_drawn) = values[_BUDGET_COLUMNS:]  # fmt: skip
+        self.user_disabled = bool(disabled)
+
+
+def _budgets_of(conn: sqlite3.Connection, key_hash: str, params: dict[str, Any]) -> _Budgets | None:
+    found = conn.execute(_BUDGETS, {**params, "hash": key_hash}).fetchone()
+    return None if found is None else _Budgets(tuple(found))
 
 
 class SqliteMetering:
@@ -70,63 +127,48 @@ class SqliteMetering:
         now: datetime,
         expires_at: datetime,
     ) -> Admission:
-        starts = dict(zip(("day", "week", "month"), map(iso, window_starts(now)), strict=True))
+        day, week, month = window_start_texts(now)
+        at = iso(now)
+        params = {"day": day, "week": week, "month": month, "now": at}
 
-        def remaining(conn: sqlite3.Connection, key: ApiKey) -> int:
-            assert key.limit is not None
-            # Only live reservations count; expired ones (a crashed process's) are
-            # left to the background purge rather than deleted on every admission.
-            minted, held = conn.execute(
-                f"SELECT (SELECT coalesce(sum({rows.spend_in_window(key.limit_reset)}), 0)"
-                " FROM api_keys WHERE parent_key_hash = :hash),"
-                " (SELECT coalesce(sum(amount_nanos), 0) FROM reservations"
-                " WHERE (key_hash = :hash OR parent_key_hash = :hash) AND expires_at > :now)",
-                {**starts, "hash": key.hash, "now": iso(now)},
-            ).fetchone()
-            spent = key.usage.in_window(now, key.limit_reset)
-            return int(key.limit - spent - minted - held)
-
-        def user_remaining(conn: sqlite3.Connection, user: User) -> int:
-            assert user.limit is not None
-            (held,) = conn.execute(
-                "SELECT coalesce(sum(amount_nanos), 0) FROM reservations"
-                " WHERE user_id = ? AND expires_at > ?",
-                (user.id, iso(now)),
-            ).fetchone()
-            return int(user.limit - user.usage.in_window(now, user.limit_reset) - held)
+        def key_remaining(found: _Budgets) -> int:
+            assert found.key.limit is not None
+            return int(found.key.limit - found.key_drawn)
 
         def admit(conn: sqlite3.Connection) -> Admission:
             # BEGIN IMMEDIATE holds the database's write lock: nobody else admits
             # or settles until this transaction ends, across processes too.
-            key = key_in(conn, key_hash)
-            if key is not None and key.rotated_to is not None:
-                key = key_in(conn, key.rotated_to)  # a rotated key's requests are its successor's
-            if key is None:
+            found = _budgets_of(conn, key_hash, params)
+            if found is not None and found.key.rotated_to is not None:
+                # a rotated key's requests are its successor's
+                found = _budgets_of(conn, found.key.rotated_to, params)
+            if found is None:
                 return Admission(key=None)
-            user = user_in(conn, key.user_id)
-            if user.disabled:
+            key = found.key
+            if found.user_disabled:
                 return Admission(key, user_disabled=True)
-            parent = None if key.parent_key_hash is None else key_in(conn, key.parent_key_hash)
-            holders: tuple[tuple[Scope, ApiKey | None], ...] = (
-                ("key_limit", key),
-                ("parent_key", parent),
-            )
-            budgets = [
-                Budget(scope, holder.limit_reset or "total", remaining(conn, holder))
-                for scope, holder in holders
-                if holder is not None and holder.limit is not None
-            ]
-            if user.limit is not None:
+            budgets = []
+            if key.limit is not None:
                 budgets.append(
-                    Budget("user_budget", user.limit_reset or "total", user_remaining(conn, user))
+                    Budget("key_limit", key.limit_reset or "total", key_remaining(found))
                 )
+            if key.parent_key_hash is not None:
+                parent = _budgets_of(conn, key.parent_key_hash, params)
+                if parent is not None and parent.key.limit is not None:
+                    budgets.append(
+                        Budget("parent_key", parent.key.limit_reset or "total",
+                               key_remaining(parent))
+                    )  # fmt: skip
+            if found.user_limit is not None:
+                remaining = found.user_limit - found.user_spent - found.user_held
+                budgets.append(Budget("user_budget", found.user_reset or "total", int(remaining)))
             decision = decide(budgets, ask)
             if decision.refusal is None:
                 conn.execute(
                     "INSERT INTO reservations (id, key_hash, parent_key_hash, user_id,"
                     " amount_nanos, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (reservation_id, key.hash, key.parent_key_hash, key.user_id,
-                     decision.amount, iso(now), iso(expires_at)),
+                     decision.amount, at, iso(expires_at)),
                 )  # fmt: skip
             return Admission(key, decision.amount, decision.granted_tokens, decision.refusal)
 
@@ -135,31 +177,35 @@ class SqliteMetering:
     async def settle(
         self: _Host, reservation_id: str, record: Generation, thresholds: Sequence[int] = ()
     ) -> int:
-        day, week, month = window_starts(record.created_at)
-        values = rows.generation_values(record, iso)
-        charge = {"c": record.cost, "day": iso(day), "week": iso(week), "month": iso(month),
-                  "now": iso(record.created_at)}  # fmt: skip
+        day, week, month = window_start_texts(record.created_at)
+        at = iso(record.created_at)
+        values = list(rows.generation_values(record, lambda _: at))
+        for index in _FLAGS:
+            values[index] = int(values[index])
+        charge = {"c": record.cost, "day": day, "week": week, "month": month, "now": at}
 
         def apply(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
-            # The key that was charged, or its successor if it was rotated meanwhile.
-            (target,) = conn.execute(
-                "SELECT coalesce(rotated_to, hash) FROM api_keys WHERE hash = ?",
-                (record.key_hash,),
-            ).fetchone()
-            conn.execute(
-                _INSERT_GENERATION,
-                values
-                if target == record.key_hash
-                else rows.generation_values(replace(record, key_hash=target), iso),
-            )
-            conn.execute(_ADD_CHARGE_TO_KEY, {**charge, "hash": target})
+            conn.execute(_ADD_CHARGE_TO_KEY, {**charge, "hash": record.key_hash})
             conn.execute(_ADD_CHARGE_TO_USER, {**charge, "id": record.user_id})
+            if thresholds:
+                params = {**charge, "hash": record.key_hash, "id": record.user_id}
+                found = conn.execute(_CHARGED_BUDGETS, params).fetchone()
+            else:
+                found = conn.execute(_CHARGED, {"hash": record.key_hash}).fetchone()
+            if found is None:
+                raise StoreError(f"no key {record.key_hash!r} of user {record.user_id!r} to charge")
+            target = found[0]
+            values[_KEY_HASH] = target
+            conn.execute(_INSERT_GENERATION, values)
             if not thresholds:
                 return 0
-            return record_alerts(
-                conn, record, key_in(conn, target), user_in(conn, record.user_id), thresholds
-            )
+            _, key_limit, key_reset, key_spend, user_limit, user_reset, user_spend = found
+            budgets: list[AlertBudget] = [
+                ("key_limit", target, key_limit, key_reset, key_spend),
+                ("user_budget", record.user_id, user_limit, user_reset, user_spend),
+            ]
+            return record_alerts(conn, record, target, budgets, thresholds)
 
         return await self._write(apply)
 
