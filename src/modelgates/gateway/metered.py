@@ -197,6 +197,11 @@ class StreamRenderer(Protocol):
         """The client's events for one upstream event (``payload``: its JSON data)."""
         ...
 
+    def relay(self, event: sse.Event) -> list[bytes]:
+        """What :meth:`event` answers, as the relay asks for it: a renderer that can
+        pass an event on (or rewrite it) as bytes does so here, and decodes the rest."""
+        return self.event(event, event.json())
+
     def finish(self, outcome: Outcome) -> list[bytes]:
         """The closing events once the stream is settled, carrying the usage and cost."""
         ...
@@ -404,7 +409,7 @@ class MeteredGateway:
             )  # fmt: skip
             sent = time.monotonic()
             response: aiohttp.ClientResponse | None = None
-            events: AsyncIterator[sse.Event] | None = None
+            events: AsyncIterator[list[sse.Event]] | None = None
             try:
                 with anyio.fail_after(min(remaining, retries.attempt_timeout)):
                     response = await upstream.send(
@@ -415,7 +420,7 @@ class MeteredGateway:
                         "text/event-stream"
                     )
                     if call.stream and is_sse:
-                        events = await _started(sse.events(response.content.iter_any()))
+                        events = await _started(sse.batches(response.content.iter_any()))
             except (ModelGatesError, TimeoutError, *upstream.UPSTREAM_ERRORS) as exc:
                 if response is not None:
                     response.release()
@@ -566,7 +571,7 @@ class _StreamRun:
     meter: Meter = field(init=False)
     settled: Outcome | None = None
     first_event: float | None = None
-    upstream_events: AsyncIterator[sse.Event] | None = None
+    upstream_events: AsyncIterator[list[sse.Event]] | None = None
     """The upstream's events when routing already read the first (else read here)."""
 
     def __post_init__(self) -> None:
@@ -581,29 +586,37 @@ class _StreamRun:
         return self.settled
 
     async def events(self) -> AsyncGenerator[bytes, None]:
+        """The client's stream: what the upstream sent at once leaves at once, in one
+        write (so a relay writes no more often than it reads)."""
         try:
-            for out in self.renderer.start():
-                yield out
+            opening = self.renderer.start()
+            if opening:
+                yield b"".join(opening)
+            meter, renderer = self.meter, self.renderer
             try:
-                upstream_events = self.upstream_events or sse.events(
+                upstream_events = self.upstream_events or sse.batches(
                     self.response.content.iter_any()
                 )
-                async for event in upstream_events:
+                async for batch in upstream_events:
                     if self.first_event is None:
                         self.first_event = time.monotonic()
-                    payload = event.json()
-                    self.meter.event(event, payload)
-                    for out in self.renderer.event(event, payload):
-                        yield out
+                    out: list[bytes] = []
+                    for event in batch:
+                        meter.read(event)
+                        out += renderer.relay(event)
+                    if out:
+                        yield out[0] if len(out) == 1 else b"".join(out)
             except upstream.UPSTREAM_ERRORS as exc:
                 log.warning("upstream stream broke: %r", exc)
                 outcome = await self._settle()
-                for out in self.renderer.fail(outcome, upstream.UPSTREAM_UNAVAILABLE):
-                    yield out
+                failing = renderer.fail(outcome, upstream.UPSTREAM_UNAVAILABLE)
+                if failing:
+                    yield b"".join(failing)
                 return
             outcome = await self._settle()
-            for out in self.renderer.finish(outcome):
-                yield out
+            closing = renderer.finish(outcome)
+            if closing:
+                yield b"".join(closing)
         finally:
             # The client went away mid-stream (or the stream ended): settle on what the
             # upstream reported so far, or the estimate of what it sent.
@@ -642,23 +655,26 @@ def _text(value: str | None) -> str | None:
     return cleaned.encode("utf-8", "replace").decode("utf-8")
 
 
-_Served = tuple[Call, aiohttp.ClientResponse, AsyncIterator[sse.Event] | None, float]
+_Served = tuple[Call, aiohttp.ClientResponse, AsyncIterator[list[sse.Event]] | None, float]
 """The call as served (its route the endpoint), the response, the stream's events
-(first one pending again) and when the first byte came."""
+(first ones pending again) and when the first byte came."""
 
 
-async def _started(events: AsyncGenerator[sse.Event, None]) -> AsyncIterator[sse.Event]:
-    """``events`` with the first already read, so a stream that fails before its first
-    event fails here (and the next endpoint can be tried); an empty stream is a failure."""
+async def _started(
+    batches: AsyncGenerator[list[sse.Event], None],
+) -> AsyncIterator[list[sse.Event]]:
+    """``batches`` (:func:`~modelgates.gateway.sse.batches`) with the first already read,
+    so a stream that fails before its first event fails here (and the next endpoint can
+    be tried); an empty stream is a failure."""
     try:
-        first = await anext(events)
+        first = await anext(batches)
     except StopAsyncIteration:
         raise BadGateway("upstream stream ended before its first event") from None
 
-    async def resumed() -> AsyncGenerator[sse.Event, None]:
+    async def resumed() -> AsyncGenerator[list[sse.Event], None]:
         yield first
-        async for event in events:
-            yield event
+        async for batch in batches:
+            yield batch
 
     return resumed()
 
