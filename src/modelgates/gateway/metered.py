@@ -46,7 +46,7 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -409,7 +409,7 @@ class MeteredGateway:
             )  # fmt: skip
             sent = time.monotonic()
             response: aiohttp.ClientResponse | None = None
-            events: AsyncIterator[list[sse.Event]] | None = None
+            events: _Opened | None = None
             try:
                 with anyio.fail_after(min(remaining, retries.attempt_timeout)):
                     response = await upstream.send(
@@ -420,7 +420,7 @@ class MeteredGateway:
                         "text/event-stream"
                     )
                     if call.stream and is_sse:
-                        events = await _started(sse.batches(response.content.iter_any()))
+                        events = await _started(response)
             except (ModelGatesError, TimeoutError, *upstream.UPSTREAM_ERRORS) as exc:
                 if response is not None:
                     response.release()
@@ -571,8 +571,9 @@ class _StreamRun:
     meter: Meter = field(init=False)
     settled: Outcome | None = None
     first_event: float | None = None
-    upstream_events: AsyncIterator[list[sse.Event]] | None = None
-    """The upstream's events when routing already read the first (else read here)."""
+    upstream_events: _Opened | None = None
+    """The upstream's first events and the splitter that cut them, when routing
+    already read them (else everything is read here)."""
 
     def __post_init__(self) -> None:
         self.meter = self.call.upstream_api.meter()
@@ -585,27 +586,39 @@ class _StreamRun:
             )  # fmt: skip
         return self.settled
 
+    def _relay(self, batch: list[sse.Event]) -> bytes:
+        """What the client gets for events the upstream sent at once: one write."""
+        if self.first_event is None:
+            self.first_event = time.monotonic()
+        meter, renderer = self.meter, self.renderer
+        out: list[bytes] = []
+        for event in batch:
+            meter.read(event)
+            out += renderer.relay(event)
+        return out[0] if len(out) == 1 else b"".join(out)
+
     async def events(self) -> AsyncGenerator[bytes, None]:
         """The client's stream: what the upstream sent at once leaves at once, in one
         write (so a relay writes no more often than it reads)."""
+        renderer = self.renderer
         try:
-            opening = self.renderer.start()
+            opening = renderer.start()
             if opening:
                 yield b"".join(opening)
-            meter, renderer = self.meter, self.renderer
             try:
-                upstream_events = self.upstream_events or sse.batches(
-                    self.response.content.iter_any()
-                )
-                async for batch in upstream_events:
-                    if self.first_event is None:
-                        self.first_event = time.monotonic()
-                    out: list[bytes] = []
-                    for event in batch:
-                        meter.read(event)
-                        out += renderer.relay(event)
-                    if out:
-                        yield out[0] if len(out) == 1 else b"".join(out)
+                if self.upstream_events is None:
+                    splitter = sse.Splitter()
+                else:
+                    first, splitter = self.upstream_events
+                    if out := self._relay(first):
+                        yield out
+                async for chunk in self.response.content.iter_any():
+                    batch = splitter.feed(chunk)
+                    if batch and (out := self._relay(batch)):
+                        yield out
+                batch = splitter.close()
+                if batch and (out := self._relay(batch)):
+                    yield out
             except upstream.UPSTREAM_ERRORS as exc:
                 log.warning("upstream stream broke: %r", exc)
                 outcome = await self._settle()
@@ -655,28 +668,23 @@ def _text(value: str | None) -> str | None:
     return cleaned.encode("utf-8", "replace").decode("utf-8")
 
 
-_Served = tuple[Call, aiohttp.ClientResponse, AsyncIterator[list[sse.Event]] | None, float]
-"""The call as served (its route the endpoint), the response, the stream's events
-(first ones pending again) and when the first byte came."""
+_Opened = tuple[list[sse.Event], sse.Splitter]
+"""A stream's first events, and the splitter that cut them (to cut the rest)."""
+_Served = tuple[Call, aiohttp.ClientResponse, _Opened | None, float]
+"""The call as served (its route the endpoint), the response, the stream's first
+events (not relayed yet) and when the first byte came."""
 
 
-async def _started(
-    batches: AsyncGenerator[list[sse.Event], None],
-) -> AsyncIterator[list[sse.Event]]:
-    """``batches`` (:func:`~modelgates.gateway.sse.batches`) with the first already read,
-    so a stream that fails before its first event fails here (and the next endpoint can
-    be tried); an empty stream is a failure."""
-    try:
-        first = await anext(batches)
-    except StopAsyncIteration:
-        raise BadGateway("upstream stream ended before its first event") from None
-
-    async def resumed() -> AsyncGenerator[list[sse.Event], None]:
-        yield first
-        async for batch in batches:
-            yield batch
-
-    return resumed()
+async def _started(response: aiohttp.ClientResponse) -> _Opened:
+    """A stream's first events, read here so that a stream that fails before its first
+    event fails here (and the next endpoint can be tried); an empty stream is a failure."""
+    splitter = sse.Splitter()
+    async for chunk in response.content.iter_any():
+        if first := splitter.feed(chunk):
+            return first, splitter
+    if first := splitter.close():
+        return first, splitter
+    raise BadGateway("upstream stream ended before its first event")
 
 
 async def _unless_gone(gone: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:

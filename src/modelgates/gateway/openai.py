@@ -151,8 +151,13 @@ class OpenAIStream(StreamRenderer):
         upstream_head = data[1:cut]
         if upstream_head != self._upstream_head and not self._learn(upstream_head):
             return self.event(event, event.json())
-        fields = (chunk.id, chunk.model, chunk.created, chunk.system_fingerprint)
-        if fields != self._head_fields:
+        said = self._head_fields
+        if (
+            chunk.id != said[0]
+            or chunk.model != said[1]
+            or chunk.created != said[2]
+            or chunk.system_fingerprint != said[3]
+        ):
             # A member after "choices" that the head rewrites (or a duplicate): in full.
             return self.event(event, event.json())
         if chunk.created is not views.UNSET:

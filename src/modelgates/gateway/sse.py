@@ -17,7 +17,6 @@ or a typed, partial :meth:`Event.view`).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
@@ -29,9 +28,11 @@ _PENDING: Any = object()
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    """One event as received."""
+    """One event as received (read-only by convention: built once per event, and a
+    relay builds thousands a second, so a plain class with slots)."""
+
+    __slots__ = ("_json", "_kind", "_view", "blob", "data", "event", "raw")
 
     event: str | None
     """The ``event:`` field (Anthropic and Responses streams name every event)."""
@@ -39,11 +40,28 @@ class Event:
     """The ``data:`` lines joined by newlines (``""`` for a comment)."""
     raw: bytes
     """The event as received, re-framed with LF line ends: relayed when unchanged."""
-    blob: bytes | None = None
+    blob: bytes | None
     """``data`` as the bytes received, when the event was one ``data:`` line (after an
     optional ``event:`` line) of valid UTF-8: what a relay may pass on as it is."""
-    _json: Any = field(default=_PENDING, init=False, repr=False, compare=False)
-    _view: tuple[type[Any], Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __init__(self, event: str | None, data: str, raw: bytes, blob: bytes | None = None) -> None:
+        self.event = event
+        self.data = data
+        self.raw = raw
+        self.blob = blob
+        self._json: Any = _PENDING
+        self._kind: type[Any] | None = None
+        self._view: Any = None
+
+    def __repr__(self) -> str:
+        return f"Event(event={self.event!r}, data={self.data!r}, raw={self.raw!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (self.event, self.data, self.raw) == (other.event, other.data, other.raw)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def body(self) -> bytes:
@@ -54,7 +72,7 @@ class Event:
         """The data decoded as JSON, or ``None`` when it is not JSON (``[DONE]``);
         decoded once, whoever asks first."""
         if self._json is _PENDING:
-            object.__setattr__(self, "_json", self._decode())
+            self._json = self._decode()
         return self._json
 
     def _decode(self) -> Any:
@@ -69,15 +87,14 @@ class Event:
         """The data decoded as ``kind`` (a :class:`msgspec.Struct` naming only the
         fields a reader needs; the others are skipped, not built), or ``None`` when
         it does not fit; decoded once per kind asked last."""
-        cached = self._view
-        if cached is not None and cached[0] is kind:
-            found: V | None = cached[1]
+        if self._kind is kind:
+            found: V | None = self._view
             return found
         try:
             value: V | None = msgspec.json.decode(self.body, type=kind)
         except (msgspec.DecodeError, msgspec.ValidationError):
             value = None
-        object.__setattr__(self, "_view", (kind, value))
+        self._kind, self._view = kind, value
         return value
 
 
@@ -210,33 +227,12 @@ class _LineParser:
             self._event = []
 
 
-async def batches(chunks: AsyncIterable[bytes]) -> AsyncGenerator[list[Event], None]:
-    """The events of a body read as it arrives, as they come: a list for each piece of
-    the body that completes one or more (so a relay writes once for what it read once).
-    A last event without its blank line (the upstream hung up) is yielded too.
+async def lines(chunks: AsyncIterable[bytes]) -> AsyncGenerator[str, None]:
+    """The lines of a body read as it arrives (ended by CRLF, LF or CR, as SSE allows).
 
     Fed ``content.iter_any()`` (whatever the socket delivered), so nothing waits for
     a buffer to fill, and a line may be longer than aiohttp's ``readline`` limit.
     """
-    splitter = Splitter()
-    async for chunk in chunks:
-        found = splitter.feed(chunk)
-        if found:
-            yield found
-    last = splitter.close()
-    if last:
-        yield last
-
-
-async def events(chunks: AsyncIterable[bytes]) -> AsyncGenerator[Event, None]:
-    """The events of a body read as it arrives, one by one (:func:`batches`)."""
-    async for batch in batches(chunks):
-        for event in batch:
-            yield event
-
-
-async def lines(chunks: AsyncIterable[bytes]) -> AsyncGenerator[str, None]:
-    """The lines of a body read as it arrives (ended by CRLF, LF or CR, as SSE allows)."""
     pending = bytearray()
     async for chunk in chunks:
         start = 0

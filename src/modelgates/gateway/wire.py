@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from modelgates.gateway import usage as usage_of
 from modelgates.gateway import views
-from modelgates.gateway.estimate import text_bytes
+from modelgates.gateway.estimate import text_bytes, utf8_size
 from modelgates.gateway.sse import Event
 from modelgates.gateway.usage import Usage
 
@@ -150,20 +150,25 @@ class OpenAIMeter(Meter):
         if chunk is None or (chunk.usage is not views.UNSET and chunk.usage != views.NULL):
             self.event(event, event.json())  # a usage report: read in full
             return
-        self._id(chunk.id)
+        if self.upstream_id is None:
+            self._id(chunk.id)
         for choice in chunk.choices or ():
-            self._finish(choice.finish_reason)
+            if choice.finish_reason is not None:
+                self._finish(choice.finish_reason)
             if choice.text is not None:
-                self.text_bytes += text_bytes(choice.text)
+                self.text_bytes += utf8_size(choice.text)
             for holder in (choice.delta, choice.message):
-                if holder is None:
-                    continue
-                self.text_bytes += text_bytes(
-                    holder.content, holder.reasoning, holder.reasoning_content
-                )
-                for call in holder.tool_calls or ():
-                    if call.function is not None:
-                        self.text_bytes += text_bytes(call.function.name, call.function.arguments)
+                if holder is not None:
+                    self._holder(holder)
+
+    def _holder(self, holder: views.Holder) -> None:
+        if holder.content is not None:
+            self.text_bytes += utf8_size(holder.content)
+        if holder.reasoning is not None or holder.reasoning_content is not None:
+            self.text_bytes += text_bytes(holder.reasoning, holder.reasoning_content)
+        for call in holder.tool_calls or ():
+            if call.function is not None:
+                self.text_bytes += text_bytes(call.function.name, call.function.arguments)
 
     def event(self, event: Event, payload: Any) -> None:
         if not isinstance(payload, dict):
