@@ -6,6 +6,7 @@ whose chunks have unusual shapes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -404,14 +405,41 @@ SHAPES: dict[str, list[bytes]] = {
 }
 """What the scripted upstream streams for each upstream model, one write a piece."""
 
+READ_TIMEOUT = 2.0
+"""The gateway's request timeout here: the longest silence a stream may keep."""
+PACED: dict[str, list[bytes | float]] = {
+    "paced": [  # longer than the timeout in all, never silent that long
+        *(
+            piece
+            for word in ("one", " two", " three")
+            for piece in (
+                b'data: {"id":"c1","model":"up","choices":[{"index":0,"delta":{"content":"'
+                + word.encode()
+                + b'"}}]}\n\n',
+                READ_TIMEOUT * 0.4,
+            )
+        ),
+        b'data: {"id":"c1","model":"up","choices":[],"usage":{"prompt_tokens":2,'
+        b'"completion_tokens":3}}\n\ndata: [DONE]\n\n',
+    ],
+    "silent": [
+        b'data: {"id":"c1","model":"up","choices":[{"index":0,"delta":{"content":"one"}}]}\n\n',
+        READ_TIMEOUT * 10,
+    ],
+}
+"""Streams with pauses (a float: seconds of silence)."""
+
 
 def scripted_upstream() -> Starlette:
     async def chat(request: Request) -> Response:
         model = (await request.json())["model"]
 
         async def pieces() -> AsyncIterator[bytes]:
-            for piece in SHAPES[model]:
-                yield piece
+            for piece in PACED.get(model) or SHAPES[model]:
+                if isinstance(piece, float):
+                    await asyncio.sleep(piece)
+                else:
+                    yield piece
 
         return StreamingResponse(pieces(), media_type="text/event-stream")
 
@@ -435,11 +463,11 @@ def gateway_config(scripted_url: str) -> GatewayConfig:
     models = "".join(
         f'[[models]]\nid = "raw/{name}"\nprovider = "raw"\nupstream_model = "{name}"\n'
         "prompt_price = 1.0\ncompletion_price = 2.0\n\n"
-        for name in SHAPES
+        for name in [*SHAPES, *PACED]
     )
     return parse_config(
-        f'[gateway]\nmax_request_cost = 0.001\n\n[providers.raw]\nbase_url = "{scripted_url}/v1"'
-        f"\n\n{models}"
+        f"[gateway]\nmax_request_cost = 0.001\nrequest_timeout_seconds = {READ_TIMEOUT}\n\n"
+        f'[providers.raw]\nbase_url = "{scripted_url}/v1"\n\n{models}'
     )
 
 
@@ -485,3 +513,36 @@ async def test_the_client_gets_our_chunks_and_one_usage_chunk_whatever_the_shape
     assert usage["cost"] > 0
     record = await gateway_client.get(f"/api/v1/generation?id={generation}", headers=account.auth)
     assert record.json()["data"]["tokens_completion"] == completion_tokens
+
+
+async def chat_stream(client: httpx.AsyncClient, account: Account, model: str) -> list[Any]:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 10, "stream": True}  # fmt: skip
+    response = await client.post("/api/v1/chat/completions", json=body, headers=account.auth)
+    assert response.status_code == 200, response.text
+    return decoded([response.content])
+
+
+async def test_a_stream_may_last_longer_than_the_timeout_if_never_silent_that_long(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    events = await chat_stream(gateway_client, account, "raw/paced")
+    assert events[-1] == "[DONE]"
+    assert "".join(e["choices"][0]["delta"]["content"] for e in events[:-2]) == "one two three"
+    assert events[-2]["usage"]["completion_tokens"] == 3
+
+
+async def test_a_silent_upstream_ends_the_stream_settled(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    """Silent for longer than the request timeout: the stream ends as a broken one does,
+    with the usage chunk (the estimate of what was sent) and an in-stream error."""
+    events = await chat_stream(gateway_client, account, "raw/silent")
+    first, usage_chunk, error = events
+    assert first["choices"][0]["delta"]["content"] == "one"
+    assert usage_chunk["usage"]["estimated"] is True
+    assert error["error"]["message"] == "Upstream unavailable"
+    record = await gateway_client.get(
+        f"/api/v1/generation?id={usage_chunk['id']}", headers=account.auth
+    )
+    assert record.json()["data"]["tokens_completion"] == 1  # "one": 3 bytes

@@ -312,12 +312,14 @@ class MeteredGateway:
         first_byte = time.monotonic()
         metrics.upstream_attempt(route.provider.name, "success", first_byte - sent)
         is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
+        quiet = upstream.read_timeout(http) if call.stream else None
         if call.stream and is_sse:
             run = _StreamRun(
-                self, call, ticket, response, renderer.stream(self._head(call, ticket))
-            )
+                self, call, ticket, response, renderer.stream(self._head(call, ticket)),
+                read_timeout=quiet,
+            )  # fmt: skip
             return StreamAnswer(run.events())
-        return await self._complete(call, ticket, response, renderer, first_byte)
+        return await self._complete(call, ticket, response, renderer, first_byte, quiet)
 
     # 1. admit ---------------------------------------------------------------
     async def _admit(self, call: Call, price: Price, max_completion: int | None) -> Ticket:
@@ -357,13 +359,15 @@ class MeteredGateway:
             await _shielded(self._metering.release(ticket))
             raise
         served_call, response, events, first_byte = served
+        quiet = upstream.read_timeout(http) if call.stream else None
         if events is not None:
             head = self._head(served_call, ticket)
             run = _StreamRun(
-                self, served_call, ticket, response, renderer.stream(head), upstream_events=events
-            )
+                self, served_call, ticket, response, renderer.stream(head),
+                upstream_events=events, read_timeout=quiet,
+            )  # fmt: skip
             return StreamAnswer(run.events())
-        return await self._complete(served_call, ticket, response, renderer, first_byte)
+        return await self._complete(served_call, ticket, response, renderer, first_byte, quiet)
 
     def _models(self, call: Call) -> list[ModelRoute]:
         """``route``, then the configured models of ``fallbacks`` that speak its API."""
@@ -456,8 +460,12 @@ class MeteredGateway:
         response: aiohttp.ClientResponse,
         renderer: Renderer,
         first_byte: float,
+        read_timeout: float | None = None,
     ) -> JsonAnswer:
+        """Read, settle and render a whole answer; ``read_timeout``: the bound on a silence
+        while reading it, for a request sent without one (a stream's, answered whole)."""
         meter = call.upstream_api.meter()
+        quiet = upstream.IdleWatch(response, read_timeout)
         try:
             raw = await response.read()
             payload = msgspec.json.decode(raw)
@@ -468,6 +476,7 @@ class MeteredGateway:
             await self._settle(call, ticket, meter, first_byte=first_byte)
             raise BadGateway(upstream.UPSTREAM_UNAVAILABLE) from exc
         finally:
+            quiet.cancel()
             response.release()
         meter.body(payload)
         outcome = await self._settle(call, ticket, meter, first_byte=first_byte)
@@ -574,6 +583,9 @@ class _StreamRun:
     upstream_events: _Opened | None = None
     """The upstream's first events and the splitter that cut them, when routing
     already read them (else everything is read here)."""
+    read_timeout: float | None = None
+    """The longest silence of the upstream while the stream is read (the request was
+    sent without aiohttp's own read timeout: :class:`~modelgates.gateway.upstream.IdleWatch`)."""
 
     def __post_init__(self) -> None:
         self.meter = self.call.upstream_api.meter()
@@ -601,21 +613,27 @@ class _StreamRun:
         """The client's stream: what the upstream sent at once leaves at once, in one
         write (so a relay writes no more often than it reads)."""
         renderer = self.renderer
+        quiet: upstream.IdleWatch | None = None
         try:
             opening = renderer.start()
             if opening:
                 yield b"".join(opening)
+            quiet = upstream.IdleWatch(self.response, self.read_timeout)
             try:
                 if self.upstream_events is None:
                     splitter = sse.Splitter()
                 else:
                     first, splitter = self.upstream_events
                     if out := self._relay(first):
+                        quiet.held = True
                         yield out
+                        quiet.held = False
                 async for chunk in self.response.content.iter_any():
                     batch = splitter.feed(chunk)
                     if batch and (out := self._relay(batch)):
+                        quiet.held = True  # the client's pace, not the upstream's
                         yield out
+                        quiet.held = False
                 batch = splitter.close()
                 if batch and (out := self._relay(batch)):
                     yield out
@@ -631,6 +649,8 @@ class _StreamRun:
             if closing:
                 yield b"".join(closing)
         finally:
+            if quiet is not None:
+                quiet.cancel()
             # The client went away mid-stream (or the stream ended): settle on what the
             # upstream reported so far, or the estimate of what it sent.
             await self._settle(cancelled=self.settled is None)
