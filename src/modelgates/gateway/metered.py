@@ -605,8 +605,8 @@ class _StreamRun:
         meter, renderer = self.meter, self.renderer
         out: list[bytes] = []
         for event in batch:
-            meter.read(event)
             out += renderer.relay(event)
+            meter.read(event)  # after: a renderer that decoded the event decoded it for both
         return out[0] if len(out) == 1 else b"".join(out)
 
     async def events(self) -> AsyncGenerator[bytes, None]:

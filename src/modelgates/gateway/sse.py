@@ -68,6 +68,11 @@ class Event:
         """The data as UTF-8 bytes."""
         return self.data.encode("utf-8") if self.blob is None else self.blob
 
+    @property
+    def decoded(self) -> bool:
+        """Whether :meth:`json` has been asked already (so reading it again is free)."""
+        return self._json is not _PENDING
+
     def json(self) -> Any:
         """The data decoded as JSON, or ``None`` when it is not JSON (``[DONE]``);
         decoded once, whoever asks first."""

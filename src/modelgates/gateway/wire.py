@@ -127,7 +127,8 @@ class Meter:
 
     def read(self, event: Event) -> None:
         """Read one stream event as a relay does: what :meth:`event` reads, through a
-        typed view (:mod:`modelgates.gateway.views`) where the event fits one."""
+        typed view (:mod:`modelgates.gateway.views`) where the event fits one and its
+        JSON has not been decoded whole already (by a renderer that needed it)."""
         self.event(event, event.json())
 
     def _id(self, value: object) -> None:
@@ -146,7 +147,7 @@ class OpenAIMeter(Meter):
         self.event(Event(None, "", b""), payload)
 
     def read(self, event: Event) -> None:
-        chunk = event.view(views.ChatChunk)
+        chunk = None if event.decoded else event.view(views.ChatChunk)
         if chunk is None or (chunk.usage is not views.UNSET and chunk.usage != views.NULL):
             self.event(event, event.json())  # a usage report: read in full
             return
@@ -225,7 +226,7 @@ class AnthropicMeter(Meter):
         self._usage(payload.get("usage"))
 
     def read(self, event: Event) -> None:
-        if event.event == "content_block_delta":
+        if event.event == "content_block_delta" and not event.decoded:
             delta = event.view(views.AnthropicBlockDelta)
             if delta is not None and delta.type == "content_block_delta":
                 if delta.delta is not None:
@@ -296,7 +297,7 @@ class ResponsesMeter(Meter):
                 )
 
     def read(self, event: Event) -> None:
-        seen = event.view(views.ResponsesEvent)
+        seen = None if event.decoded else event.view(views.ResponsesEvent)
         if seen is not None and seen.response is views.UNSET and isinstance(seen.type, str):
             if seen.type.endswith(".delta"):
                 self.text_bytes += text_bytes(seen.delta)
