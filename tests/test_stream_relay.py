@@ -258,6 +258,16 @@ def test_an_openai_stream_reads_the_same_as_bytes_as_decoded(
     assert vars(fast_meter) == vars(full_meter)
 
 
+@given(st.lists(st.one_of(usual_chunks(), chat_chunks()), max_size=6), encodings())
+def test_a_meter_reads_the_same_through_its_view(chunks: list[dict[str, Any]], encode: Any) -> None:
+    viewed, full = wire.CHAT.meter(), wire.CHAT.meter()
+    for chunk in chunks:
+        viewed.read(one_event(encode(chunk)))
+        event = one_event(encode(chunk))
+        full.event(event, event.json())
+    assert vars(viewed) == vars(full)
+
+
 def test_a_chunk_is_relayed_under_our_names_as_bytes() -> None:
     stream = OpenAIStream(HEAD, "chat.completion.chunk")
     upstream = (
