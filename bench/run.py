@@ -574,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
                     live,
                     stream_counts(args),
                     CHAT_PATH,
+                    profile_dir,
                 )
             if stub is not None and args.stacks:
                 stack_section = stacks.run_all(

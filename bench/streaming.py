@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from bench import servers
+from bench import profile, servers
 from bench.stream_load import MARKER
 
 FULL_COUNTS = (100, 500, 2000)
@@ -36,6 +36,8 @@ STUB_ENV = {"BENCH_STREAM_CHUNKS": str(CHUNKS), "BENCH_STREAM_INTERVAL_S": str(I
 TTFC_MULTIPLE_TARGET = 1.5
 CPU_MULTIPLE_TARGET = 1.3
 RSS_KB_TARGET = 30.0
+LOAD_S = RAMP_S + CHUNKS * INTERVAL_S
+"""How long one load runs: its streams open over the ramp, the last one lasts the rest."""
 
 
 def rss_kb(pid: int, field: str) -> float | None:
@@ -85,16 +87,23 @@ def measure(
     *,
     model: str = "bench/stub",
     headers: Mapping[str, str] | None = None,
+    stacks: Path | None = None,
 ) -> dict[str, Any]:
     """Load ``server`` with ``streams`` streams; fill ``row`` with what was seen.
 
     A few streams first warm the server (imports, pools, caches), so its idle RSS is
-    that of a server that has served, and the figure per stream is the streams' own."""
+    that of a server that has served, and the figure per stream is the streams' own.
+    With ``stacks``, py-spy samples the server while the streams run (``--profile``)."""
     load(server.url, path, WARMUP_STREAMS, key, model=model, headers=headers)
     idle = rss_kb(server.pid, "VmRSS")
+    sampler = None if stacks is None else profile.start(server.pid, stacks, LOAD_S)
     cpu_before = servers.cpu_seconds(server.pid)
     summary = load(server.url, path, streams, key, model=model, headers=headers)
     cpu_after = servers.cpu_seconds(server.pid)
+    if sampler is not None and stacks is not None:
+        sampler.wait(timeout=30)
+        row["profile"] = str(stacks)
+        print(profile.render(stacks.read_text(), top=15))
     peak = rss_kb(server.pid, "VmHWM")
     events = summary["events"]
     row.update(
@@ -136,8 +145,10 @@ def run_all(
     backends: Iterable[str],
     counts: Iterable[int],
     path: str,
+    profile_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Every stream count against direct, the floor, and the gateway on each backend."""
+    """Every stream count against direct, the floor, and the gateway on each backend;
+    with ``profile_dir``, the gateway's stacks go to ``streams-<N>-<backend>.txt`` there."""
     rows: list[dict[str, Any]] = []
     for streams in counts:
         rows.append(measure(stub, "/v1/chat/completions", streams, row("stub", "-", streams)))
@@ -146,10 +157,13 @@ def run_all(
         with servers.running(command, workdir, f"proxy-streams-{streams}", env) as proxy:
             rows.append(measure(proxy, path, streams, row("proxy", "-", streams)))
         for backend in backends:
+            stacks = None
+            if profile_dir is not None:
+                profile_dir.mkdir(parents=True, exist_ok=True)
+                stacks = profile_dir / f"streams-{streams}-{backend}.txt"
             with gateway(backend, streams) as (server, key):
-                rows.append(
-                    measure(server, path, streams, row("modelgates", backend, streams), key)
-                )
+                into = row("modelgates", backend, streams)
+                rows.append(measure(server, path, streams, into, key, stacks=stacks))
     derive(rows)
     return rows
 

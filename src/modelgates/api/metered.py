@@ -214,18 +214,17 @@ class RelayResponse(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             async with anyio.create_task_group() as group:
-
-                async def stream() -> None:
-                    with contextlib.suppress(OSError):
-                        await self.stream_response(send)
-                    group.cancel_scope.cancel()
+                # One task more than the request's own, the watch: the events are
+                # written from this one, which the watch cancels with the group.
 
                 async def watch() -> None:
                     await self.listen_for_disconnect(receive)
                     group.cancel_scope.cancel()
 
-                group.start_soon(stream)
                 group.start_soon(watch)
+                with contextlib.suppress(OSError):
+                    await self.stream_response(send)
+                group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self._events.aclose()

@@ -67,7 +67,15 @@ class AnthropicRenderer:
         return AnthropicStream(head)
 
 
-class AnthropicStream:
+_PASSED = {
+    name: b'{"type":"' + name.encode() + b'"'
+    for name in ("content_block_delta", "content_block_start", "content_block_stop", "ping")
+}
+"""Events relayed as they came, and how their data begins when their ``type`` says the
+same as their name: such an event is passed on without being decoded."""
+
+
+class AnthropicStream(StreamRenderer):
     """Relays an Anthropic stream event by event under the generation's id."""
 
     def __init__(self, head: Head) -> None:
@@ -78,6 +86,12 @@ class AnthropicStream:
 
     def start(self) -> list[bytes]:
         return []
+
+    def relay(self, event: sse.Event) -> list[bytes]:
+        opening = _PASSED.get(event.event or "")
+        if opening is not None and event.blob is not None and event.blob.startswith(opening):
+            return [event.raw]
+        return self.event(event, event.json())
 
     def event(self, event: sse.Event, payload: Any) -> list[bytes]:
         if not isinstance(payload, dict):
@@ -133,7 +147,7 @@ class ChatAsMessagesRenderer:
         return ChatAsMessagesStream(head, self.prompt_tokens)
 
 
-class ChatAsMessagesStream:
+class ChatAsMessagesStream(StreamRenderer):
     """A chat upstream's chunks as Anthropic stream events."""
 
     def __init__(self, head: Head, prompt_tokens: int) -> None:

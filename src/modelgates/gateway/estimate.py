@@ -82,4 +82,10 @@ def batch_size(prompt: Any) -> int:
 
 def text_bytes(*values: Any) -> int:
     """UTF-8 bytes of the strings among ``values`` (generated text, for an estimate)."""
-    return sum(len(v.encode("utf-8", "replace")) for v in values if isinstance(v, str))
+    return sum(utf8_size(v) for v in values if isinstance(v, str))
+
+
+def utf8_size(text: str) -> int:
+    """UTF-8 bytes of ``text`` (a lone surrogate counts as the one byte that replaces it);
+    without encoding it when it is ASCII, as most streamed text is."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))

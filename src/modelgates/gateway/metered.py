@@ -46,7 +46,7 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -197,6 +197,11 @@ class StreamRenderer(Protocol):
         """The client's events for one upstream event (``payload``: its JSON data)."""
         ...
 
+    def relay(self, event: sse.Event) -> list[bytes]:
+        """What :meth:`event` answers, as the relay asks for it: a renderer that can
+        pass an event on (or rewrite it) as bytes does so here, and decodes the rest."""
+        return self.event(event, event.json())
+
     def finish(self, outcome: Outcome) -> list[bytes]:
         """The closing events once the stream is settled, carrying the usage and cost."""
         ...
@@ -307,12 +312,14 @@ class MeteredGateway:
         first_byte = time.monotonic()
         metrics.upstream_attempt(route.provider.name, "success", first_byte - sent)
         is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
+        quiet = upstream.read_timeout(http) if call.stream else None
         if call.stream and is_sse:
             run = _StreamRun(
-                self, call, ticket, response, renderer.stream(self._head(call, ticket))
-            )
+                self, call, ticket, response, renderer.stream(self._head(call, ticket)),
+                read_timeout=quiet,
+            )  # fmt: skip
             return StreamAnswer(run.events())
-        return await self._complete(call, ticket, response, renderer, first_byte)
+        return await self._complete(call, ticket, response, renderer, first_byte, quiet)
 
     # 1. admit ---------------------------------------------------------------
     async def _admit(self, call: Call, price: Price, max_completion: int | None) -> Ticket:
@@ -352,13 +359,15 @@ class MeteredGateway:
             await _shielded(self._metering.release(ticket))
             raise
         served_call, response, events, first_byte = served
+        quiet = upstream.read_timeout(http) if call.stream else None
         if events is not None:
             head = self._head(served_call, ticket)
             run = _StreamRun(
-                self, served_call, ticket, response, renderer.stream(head), upstream_events=events
-            )
+                self, served_call, ticket, response, renderer.stream(head),
+                upstream_events=events, read_timeout=quiet,
+            )  # fmt: skip
             return StreamAnswer(run.events())
-        return await self._complete(served_call, ticket, response, renderer, first_byte)
+        return await self._complete(served_call, ticket, response, renderer, first_byte, quiet)
 
     def _models(self, call: Call) -> list[ModelRoute]:
         """``route``, then the configured models of ``fallbacks`` that speak its API."""
@@ -404,7 +413,7 @@ class MeteredGateway:
             )  # fmt: skip
             sent = time.monotonic()
             response: aiohttp.ClientResponse | None = None
-            events: AsyncIterator[sse.Event] | None = None
+            events: _Opened | None = None
             try:
                 with anyio.fail_after(min(remaining, retries.attempt_timeout)):
                     response = await upstream.send(
@@ -415,7 +424,7 @@ class MeteredGateway:
                         "text/event-stream"
                     )
                     if call.stream and is_sse:
-                        events = await _started(sse.events(response.content.iter_any()))
+                        events = await _started(response)
             except (ModelGatesError, TimeoutError, *upstream.UPSTREAM_ERRORS) as exc:
                 if response is not None:
                     response.release()
@@ -451,8 +460,12 @@ class MeteredGateway:
         response: aiohttp.ClientResponse,
         renderer: Renderer,
         first_byte: float,
+        read_timeout: float | None = None,
     ) -> JsonAnswer:
+        """Read, settle and render a whole answer; ``read_timeout``: the bound on a silence
+        while reading it, for a request sent without one (a stream's, answered whole)."""
         meter = call.upstream_api.meter()
+        quiet = upstream.IdleWatch(response, read_timeout)
         try:
             raw = await response.read()
             payload = msgspec.json.decode(raw)
@@ -463,6 +476,7 @@ class MeteredGateway:
             await self._settle(call, ticket, meter, first_byte=first_byte)
             raise BadGateway(upstream.UPSTREAM_UNAVAILABLE) from exc
         finally:
+            quiet.cancel()
             response.release()
         meter.body(payload)
         outcome = await self._settle(call, ticket, meter, first_byte=first_byte)
@@ -566,8 +580,12 @@ class _StreamRun:
     meter: Meter = field(init=False)
     settled: Outcome | None = None
     first_event: float | None = None
-    upstream_events: AsyncIterator[sse.Event] | None = None
-    """The upstream's events when routing already read the first (else read here)."""
+    upstream_events: _Opened | None = None
+    """The upstream's first events and the splitter that cut them, when routing
+    already read them (else everything is read here)."""
+    read_timeout: float | None = None
+    """The longest silence of the upstream while the stream is read (the request was
+    sent without aiohttp's own read timeout: :class:`~modelgates.gateway.upstream.IdleWatch`)."""
 
     def __post_init__(self) -> None:
         self.meter = self.call.upstream_api.meter()
@@ -580,31 +598,59 @@ class _StreamRun:
             )  # fmt: skip
         return self.settled
 
+    def _relay(self, batch: list[sse.Event]) -> bytes:
+        """What the client gets for events the upstream sent at once: one write."""
+        if self.first_event is None:
+            self.first_event = time.monotonic()
+        meter, renderer = self.meter, self.renderer
+        out: list[bytes] = []
+        for event in batch:
+            out += renderer.relay(event)
+            meter.read(event)  # after: a renderer that decoded the event decoded it for both
+        return out[0] if len(out) == 1 else b"".join(out)
+
     async def events(self) -> AsyncGenerator[bytes, None]:
+        """The client's stream: what the upstream sent at once leaves at once, in one
+        write (so a relay writes no more often than it reads)."""
+        renderer = self.renderer
+        quiet: upstream.IdleWatch | None = None
         try:
-            for out in self.renderer.start():
-                yield out
+            opening = renderer.start()
+            if opening:
+                yield b"".join(opening)
+            quiet = upstream.IdleWatch(self.response, self.read_timeout)
             try:
-                upstream_events = self.upstream_events or sse.events(
-                    self.response.content.iter_any()
-                )
-                async for event in upstream_events:
-                    if self.first_event is None:
-                        self.first_event = time.monotonic()
-                    payload = event.json()
-                    self.meter.event(event, payload)
-                    for out in self.renderer.event(event, payload):
+                if self.upstream_events is None:
+                    splitter = sse.Splitter()
+                else:
+                    first, splitter = self.upstream_events
+                    if out := self._relay(first):
+                        quiet.held = True
                         yield out
+                        quiet.held = False
+                async for chunk in self.response.content.iter_any():
+                    batch = splitter.feed(chunk)
+                    if batch and (out := self._relay(batch)):
+                        quiet.held = True  # the client's pace, not the upstream's
+                        yield out
+                        quiet.held = False
+                batch = splitter.close()
+                if batch and (out := self._relay(batch)):
+                    yield out
             except upstream.UPSTREAM_ERRORS as exc:
                 log.warning("upstream stream broke: %r", exc)
                 outcome = await self._settle()
-                for out in self.renderer.fail(outcome, upstream.UPSTREAM_UNAVAILABLE):
-                    yield out
+                failing = renderer.fail(outcome, upstream.UPSTREAM_UNAVAILABLE)
+                if failing:
+                    yield b"".join(failing)
                 return
             outcome = await self._settle()
-            for out in self.renderer.finish(outcome):
-                yield out
+            closing = renderer.finish(outcome)
+            if closing:
+                yield b"".join(closing)
         finally:
+            if quiet is not None:
+                quiet.cancel()
             # The client went away mid-stream (or the stream ended): settle on what the
             # upstream reported so far, or the estimate of what it sent.
             await self._settle(cancelled=self.settled is None)
@@ -642,25 +688,23 @@ def _text(value: str | None) -> str | None:
     return cleaned.encode("utf-8", "replace").decode("utf-8")
 
 
-_Served = tuple[Call, aiohttp.ClientResponse, AsyncIterator[sse.Event] | None, float]
-"""The call as served (its route the endpoint), the response, the stream's events
-(first one pending again) and when the first byte came."""
+_Opened = tuple[list[sse.Event], sse.Splitter]
+"""A stream's first events, and the splitter that cut them (to cut the rest)."""
+_Served = tuple[Call, aiohttp.ClientResponse, _Opened | None, float]
+"""The call as served (its route the endpoint), the response, the stream's first
+events (not relayed yet) and when the first byte came."""
 
 
-async def _started(events: AsyncGenerator[sse.Event, None]) -> AsyncIterator[sse.Event]:
-    """``events`` with the first already read, so a stream that fails before its first
+async def _started(response: aiohttp.ClientResponse) -> _Opened:
+    """A stream's first events, read here so that a stream that fails before its first
     event fails here (and the next endpoint can be tried); an empty stream is a failure."""
-    try:
-        first = await anext(events)
-    except StopAsyncIteration:
-        raise BadGateway("upstream stream ended before its first event") from None
-
-    async def resumed() -> AsyncGenerator[sse.Event, None]:
-        yield first
-        async for event in events:
-            yield event
-
-    return resumed()
+    splitter = sse.Splitter()
+    async for chunk in response.content.iter_any():
+        if first := splitter.feed(chunk):
+            return first, splitter
+    if first := splitter.close():
+        return first, splitter
+    raise BadGateway("upstream stream ended before its first event")
 
 
 async def _unless_gone(gone: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:

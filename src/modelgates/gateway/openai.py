@@ -15,13 +15,24 @@ What a client reads, whatever the upstream sent:
   whether or not the client asked for usage: the upstream's own usage reports
   (``include_usage``, vLLM's ``continuous_usage_stats``) are taken out of the chunks
   they came in, since only the last one is what the request is charged by.
+
+A stream is relayed as bytes wherever that says the same (:meth:`OpenAIStream.relay`):
+a chunk is cut into its *head*, the members before ``"choices"``, and the rest. The head
+(``id``, ``object``, ``created``, ``model``, ``system_fingerprint``), the same from chunk
+to chunk but for ``created``, is rewritten once as above and reused while it repeats;
+the rest, the generated text, is passed on as received. Only chunks of another shape
+(a usage report, spacing that hides the head, a field after ``choices`` that the head
+would rewrite) are decoded and re-encoded whole.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from modelgates.gateway import sse
+import msgspec
+
+from modelgates.gateway import sse, views
 from modelgates.gateway.metered import Head, Outcome, StreamRenderer
 from modelgates.gateway.translate.anthropic import MessagesToChatStream, message_to_chat
 from modelgates.money import to_usd
@@ -94,7 +105,14 @@ class EmbeddingsRenderer:
         return OpenAIStream(head, "list")  # embeddings never stream; for the protocol
 
 
-class OpenAIStream:
+_CHOICES = b',"choices":'
+_NULL_USAGE = b',"usage":null'
+_BRACKETS = re.compile(rb"[\[\]{}]")
+_HeadFields = tuple[object, object, object, object]
+"""A head's ``id``, ``model``, ``created`` and ``system_fingerprint`` (``UNSET`` if absent)."""
+
+
+class OpenAIStream(StreamRenderer):
     """Relays an OpenAI stream chunk by chunk under the generation's id (module docstring)."""
 
     def __init__(self, head: Head, chunk_object: str) -> None:
@@ -103,9 +121,76 @@ class OpenAIStream:
         self.created: object = head.created
         self.fingerprint: object = None
         self.last_usage: object = None
+        self._upstream_head: bytes | None = None
+        """The last head relayed as bytes, its rewrite and what it said."""
+        self._our_head = b""
+        self._head_fields: _HeadFields = (None, None, None, None)
 
     def start(self) -> list[bytes]:
         return []
+
+    def relay(self, event: sse.Event) -> list[bytes]:
+        """:meth:`event`'s answer, cut as bytes where the chunk allows (module docstring)."""
+        data = event.blob
+        if data is None or event.event is not None:
+            return self.event(event, event.json())
+        if data == b"[DONE]":
+            return []
+        chunk = event.view(views.ChatChunk)
+        if chunk is None or chunk.provider is not views.UNSET:
+            return self.event(event, event.json())
+        usage_member = chunk.usage is not views.UNSET
+        if usage_member:
+            without = _without_null_usage(data) if chunk.usage == views.NULL else None
+            if without is None:
+                return self.event(event, event.json())
+            data = without
+        cut = data.find(_CHOICES)
+        if cut < 1 or data[0] != 0x7B:  # "{": a head, then "choices"
+            return self.event(event, event.json())
+        upstream_head = data[1:cut]
+        if upstream_head != self._upstream_head and not self._learn(upstream_head):
+            return self.event(event, event.json())
+        said = self._head_fields
+        if (
+            chunk.id != said[0]
+            or chunk.model != said[1]
+            or chunk.created != said[2]
+            or chunk.system_fingerprint != said[3]
+        ):
+            # A member after "choices" that the head rewrites (or a duplicate): in full.
+            return self.event(event, event.json())
+        if chunk.created is not views.UNSET:
+            self.created = chunk.created
+        if chunk.system_fingerprint is not views.UNSET:
+            self.fingerprint = chunk.system_fingerprint
+        if usage_member:
+            self.last_usage = None
+            if not chunk.choices:
+                return []  # a usage-only chunk: ours, at the end, replaces it
+        return [b"data: {" + self._our_head + data[cut:] + b"\n\n"]
+
+    def _learn(self, upstream_head: bytes) -> bool:
+        """Rewrite a head not seen just before: what :meth:`event` would make of it."""
+        try:
+            members = msgspec.json.decode(b"{" + upstream_head + b"}")
+        except msgspec.DecodeError:
+            return False  # "choices" was not a member of the chunk itself
+        if not isinstance(members, dict) or "provider" in members:
+            return False
+        ours = _named(members, self.head, fingerprint=False)
+        if ours.get("system_fingerprint") is None:
+            ours.pop("system_fingerprint", None)
+        self._upstream_head = upstream_head
+        self._our_head = sse.encode(ours)[1:-1]
+        unset = views.UNSET
+        self._head_fields = (
+            members.get("id", unset),
+            members.get("model", unset),
+            members.get("created", unset),
+            members.get("system_fingerprint", unset),
+        )
+        return True
 
     def event(self, event: sse.Event, payload: Any) -> list[bytes]:
         if not isinstance(payload, dict):
@@ -166,7 +251,19 @@ class ChatFromMessagesRenderer:
         return ChatFromMessagesStream(head)
 
 
-class ChatFromMessagesStream:
+def _without_null_usage(data: bytes) -> bytes | None:
+    """``data`` without its top-level ``"usage":null`` (OpenAI's on every chunk of a
+    stream that asked for usage), when only flat members follow it; else ``None``."""
+    at = data.rfind(_NULL_USAGE)
+    if at < 0:
+        return None
+    end = at + len(_NULL_USAGE)
+    if not data.endswith(b"}") or _BRACKETS.search(data, end, len(data) - 1):
+        return None
+    return data[:at] + data[end:]
+
+
+class ChatFromMessagesStream(StreamRenderer):
     """An Anthropic stream's events as chat chunks, closed by the one usage chunk; an
     upstream ``error`` event ends it with an in-stream error, as a broken stream does."""
 

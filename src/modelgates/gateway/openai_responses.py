@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelgates.gateway import sse
+from modelgates.gateway import sse, views
 from modelgates.gateway.metered import Head, Outcome, StreamRenderer
 from modelgates.gateway.translate.responses import (
     ChatToResponsesStream,
@@ -96,7 +96,7 @@ class PassThroughRenderer(_Kept):
         return _PassThroughStream(self, head)
 
 
-class _PassThroughStream:
+class _PassThroughStream(StreamRenderer):
     def __init__(self, owner: PassThroughRenderer, head: Head) -> None:
         self.owner = owner
         self.head = head
@@ -109,12 +109,29 @@ class _PassThroughStream:
     def start(self) -> list[bytes]:
         return []
 
+    def relay(self, event: sse.Event) -> list[bytes]:
+        """A delta (or any event without a ``response`` or an ``item``) as it came, under
+        its ``type``; the others through :meth:`event`."""
+        seen = event.view(views.ResponsesEvent)
+        if (
+            seen is None
+            or event.blob is None
+            or not isinstance(seen.type, str)
+            or seen.response is not views.UNSET
+            or seen.item is not views.UNSET
+        ):
+            return self.event(event, event.json())
+        self._number(seen.sequence_number)
+        return [b"event: " + seen.type.encode() + b"\ndata: " + event.blob + b"\n\n"]
+
+    def _number(self, sequence: object) -> None:
+        if isinstance(sequence, int) and not isinstance(sequence, bool):
+            self.next_sequence = max(self.next_sequence, sequence + 1)
+
     def event(self, event: sse.Event, payload: Any) -> list[bytes]:
         if not isinstance(payload, dict):
             return [] if event.data == "[DONE]" else [event.raw]
-        sequence = payload.get("sequence_number")
-        if isinstance(sequence, int) and not isinstance(sequence, bool):
-            self.next_sequence = max(self.next_sequence, sequence + 1)
+        self._number(payload.get("sequence_number"))
         kind = payload.get("type")
         kind = kind if isinstance(kind, str) else None
         if kind in CLOSING_EVENTS and isinstance(payload.get("response"), dict):
@@ -189,7 +206,7 @@ class TranslatedRenderer(_Kept):
         return _TranslatedStream(self, head)
 
 
-class _TranslatedStream:
+class _TranslatedStream(StreamRenderer):
     def __init__(self, owner: TranslatedRenderer, head: Head) -> None:
         self.owner = owner
         self.head = head

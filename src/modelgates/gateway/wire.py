@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from modelgates.gateway import usage as usage_of
-from modelgates.gateway.estimate import text_bytes
+from modelgates.gateway import views
+from modelgates.gateway.estimate import text_bytes, utf8_size
 from modelgates.gateway.sse import Event
 from modelgates.gateway.usage import Usage
 
@@ -124,6 +125,12 @@ class Meter:
         """Read one stream event (``payload``: its data as JSON, or ``None``)."""
         raise NotImplementedError
 
+    def read(self, event: Event) -> None:
+        """Read one stream event as a relay does: what :meth:`event` reads, through a
+        typed view (:mod:`modelgates.gateway.views`) where the event fits one and its
+        JSON has not been decoded whole already (by a renderer that needed it)."""
+        self.event(event, event.json())
+
     def _id(self, value: object) -> None:
         if self.upstream_id is None and isinstance(value, str):
             self.upstream_id = value[:200]
@@ -138,6 +145,31 @@ class OpenAIMeter(Meter):
 
     def body(self, payload: dict[str, Any]) -> None:
         self.event(Event(None, "", b""), payload)
+
+    def read(self, event: Event) -> None:
+        chunk = None if event.decoded else event.view(views.ChatChunk)
+        if chunk is None or (chunk.usage is not views.UNSET and chunk.usage != views.NULL):
+            self.event(event, event.json())  # a usage report: read in full
+            return
+        if self.upstream_id is None:
+            self._id(chunk.id)
+        for choice in chunk.choices or ():
+            if choice.finish_reason is not None:
+                self._finish(choice.finish_reason)
+            if choice.text is not None:
+                self.text_bytes += utf8_size(choice.text)
+            for holder in (choice.delta, choice.message):
+                if holder is not None:
+                    self._holder(holder)
+
+    def _holder(self, holder: views.Holder) -> None:
+        if holder.content is not None:
+            self.text_bytes += utf8_size(holder.content)
+        if holder.reasoning is not None or holder.reasoning_content is not None:
+            self.text_bytes += text_bytes(holder.reasoning, holder.reasoning_content)
+        for call in holder.tool_calls or ():
+            if call.function is not None:
+                self.text_bytes += text_bytes(call.function.name, call.function.arguments)
 
     def event(self, event: Event, payload: Any) -> None:
         if not isinstance(payload, dict):
@@ -192,6 +224,16 @@ class AnthropicMeter(Meter):
             if isinstance(block, dict):
                 self._block(block)
         self._usage(payload.get("usage"))
+
+    def read(self, event: Event) -> None:
+        if event.event == "content_block_delta" and not event.decoded:
+            delta = event.view(views.AnthropicBlockDelta)
+            if delta is not None and delta.type == "content_block_delta":
+                if delta.delta is not None:
+                    block = delta.delta
+                    self.text_bytes += text_bytes(block.text, block.thinking, block.partial_json)
+                return
+        self.event(event, event.json())
 
     def event(self, event: Event, payload: Any) -> None:
         if not isinstance(payload, dict):
@@ -253,6 +295,14 @@ class ResponsesMeter(Meter):
                     _detail(raw.get("output_tokens_details"), "reasoning_tokens"),
                     _detail(raw.get("input_tokens_details"), "cached_tokens"),
                 )
+
+    def read(self, event: Event) -> None:
+        seen = None if event.decoded else event.view(views.ResponsesEvent)
+        if seen is not None and seen.response is views.UNSET and isinstance(seen.type, str):
+            if seen.type.endswith(".delta"):
+                self.text_bytes += text_bytes(seen.delta)
+            return  # only a closing event (or response.created) reports more
+        self.event(event, event.json())
 
     def event(self, event: Event, payload: Any) -> None:
         if not isinstance(payload, dict):
