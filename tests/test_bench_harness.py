@@ -3,11 +3,15 @@ Nothing here measures time."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
-from bench import peers, profile, report, run, stream_load, streaming, wrk
+from bench import peers, profile, report, run, servers, stream_load, streaming, wrk
 from bench.run import code_pool_size
 
 WRK_STDOUT = """Running 3s test @ http://127.0.0.1:1234
@@ -313,3 +317,95 @@ def test_peer_table_marks_failed_streams_and_unmeasured_peers() -> None:
     assert "| portkey 1.0 | 1,300 | 0.140 | 1.20 |" in table
     assert "**0 / 500** {'status 500': 500}" in table
     assert "| litellm 1.0 | not measured: pip failed |" in table
+
+
+BUSY_CHILD = """
+import time
+end = time.process_time() + 0.3
+while time.process_time() < end:
+    pass
+print("busy", flush=True)
+time.sleep(60)
+"""
+
+
+def test_tree_cpu_counts_a_child_process() -> None:
+    """uvicorn's workers are children of its master: their CPU is the server's too."""
+    parent_code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BUSY_CHILD!r}])"
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline() == b"busy\n"  # the child has burnt its 0.3 s
+        (child,) = servers.children(parent.pid)
+        assert servers.process_tree(parent.pid) == [parent.pid, child]
+        own = servers.cpu_seconds(parent.pid)
+        tree = servers.tree_cpu_seconds(parent.pid)
+        assert own is not None and tree is not None
+        assert tree - own >= 0.3
+    finally:
+        for pid in servers.process_tree(parent.pid)[1:]:
+            os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
+        assert parent.stdout is not None
+        parent.stdout.close()
+
+
+def test_idle_share_of_two_readings() -> None:
+    assert servers.idle_share((100, 1000), (130, 1100)) == pytest.approx(0.3)
+    assert servers.idle_share(None, (130, 1100)) is None
+    assert servers.idle_share((100, 1000), (100, 1000)) is None
+    idle, total = servers.machine_cpu_ticks() or (0, 0)
+    assert 0 <= idle <= total and total > 0
+
+
+def workers_results(ratio_rps: float, idle: float) -> list[dict[str, Any]]:
+    return [
+        result("chat_direct", backend="-", server="stub", rps=4000.0),
+        result(
+            "chat_gateway", reference="chat_direct", rps=1000.0, cpu_us_per_req=600.0,
+            machine_idle=0.4,
+        ),
+        result(
+            run.WORKERS_SCENARIO, reference="chat_gateway", rps=1000.0 * ratio_rps,
+            cpu_us_per_req=700.0, workers=2, worker_rss_mb=[81.0, 83.0], peak_rss_mb=83.0,
+            machine_idle=idle,
+        ),
+    ]  # fmt: skip
+
+
+def test_workers_ratio_is_to_one_worker_in_the_same_run() -> None:
+    results = workers_results(1.4, 0.02)
+    report.add_ratios(results, baseline_rps=10_000.0)
+    assert results[2]["ratio"] == pytest.approx(1.4)
+    judged = {t["target"]: t for t in report.evaluate_all(results)}
+    outcome = judged["gateway --workers 2 >= 1.3x one worker"]
+    assert (outcome["status"], outcome["value"]) == ("PASS", pytest.approx(1.4))
+    assert outcome["note"] == "machine 2% idle during the run"
+    doc = {**document(), "results": results, "targets": report.evaluate_all(results)}
+    text = report.render_markdown(doc)
+    assert (
+        "`--workers 2` (sqlite): 1.40× one worker's req/s (1,400 against 1,000); server CPU "
+        "700 µs/req over the process tree (one worker: 600); peak RSS per worker 81 / 83 MB; "
+        "machine idle 2% of the run (one worker: 40%)."
+    ) in text
+    assert "| gateway --workers 2 >= 1.3x one worker (PostgreSQL) | – | SKIP" in text
+
+
+def test_workers_slower_than_one_worker_fails_and_says_so() -> None:
+    results = workers_results(0.9, 0.0)
+    report.add_ratios(results, baseline_rps=10_000.0)
+    judged = {t["target"]: t for t in report.evaluate_all(results)}
+    outcome = judged["gateway --workers 2 >= 1.3x one worker"]
+    assert outcome["status"] == "FAIL"
+    assert outcome["note"] == "machine 0% idle during the run; slower than one worker"
+
+
+def test_only_accepts_the_workers_scenario_and_it_is_run_after_one_worker() -> None:
+    args = run.parse_args(["--only", run.WORKERS_SCENARIO])
+    assert args.only == [run.WORKERS_SCENARIO]
+    names = [s.name for s in run.MODELGATES_SCENARIOS]
+    assert names.index(run.WORKERS_SCENARIO) == names.index("chat_gateway") + 1
+    (scenario,) = [s for s in run.MODELGATES_SCENARIOS if s.name == run.WORKERS_SCENARIO]
+    assert (scenario.workers, scenario.reference, scenario.unloaded) == (2, "chat_gateway", False)
+    assert servers.modelgates_command("sqlite:///x.db", 2)[4:6] == ["--workers", "2"]
