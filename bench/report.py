@@ -269,8 +269,9 @@ def _worker_lines(results: list[dict[str, Any]]) -> list[str]:
             f"`--workers {r['workers']}` ({r['backend']}): {_num(r.get('ratio'))}× one "
             f"worker's req/s ({_num(r['rps'], 0)} against {_num(one['rps'], 0)}); server CPU "
             f"{_num(r.get('cpu_us_per_req'), 0)} µs/req over the process tree (one worker: "
-            f"{_num(one.get('cpu_us_per_req'), 0)}); peak RSS per worker {rss} MB; machine "
-            f"idle {_percent(r.get('machine_idle'))} of the run (one worker: "
+            f"{_num(one.get('cpu_us_per_req'), 0)}); peak RSS per worker {rss} MB (and "
+            f"{_num(r.get('supervisor_rss_mb'), 0)} MB for the process that supervises them); "
+            f"machine idle {_percent(r.get('machine_idle'))} of the run (one worker: "
             f"{_percent(one.get('machine_idle'))}).",
             "",
         ]

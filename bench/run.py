@@ -276,6 +276,7 @@ class Runner:
         worker_rss = [servers.peak_rss_mb(pid) for pid in workers]
         if len(workers) > 1:
             into["worker_rss_mb"] = worker_rss
+            into["supervisor_rss_mb"] = server.peak_rss_mb()
         into.update(
             rps=result.rps,
             requests=result.requests,

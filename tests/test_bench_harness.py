@@ -369,7 +369,7 @@ def workers_results(ratio_rps: float, idle: float) -> list[dict[str, Any]]:
         result(
             run.WORKERS_SCENARIO, reference="chat_gateway", rps=1000.0 * ratio_rps,
             cpu_us_per_req=700.0, workers=2, worker_rss_mb=[81.0, 83.0], peak_rss_mb=83.0,
-            machine_idle=idle,
+            supervisor_rss_mb=75.0, machine_idle=idle,
         ),
     ]  # fmt: skip
 
@@ -386,8 +386,9 @@ def test_workers_ratio_is_to_one_worker_in_the_same_run() -> None:
     text = report.render_markdown(doc)
     assert (
         "`--workers 2` (sqlite): 1.40× one worker's req/s (1,400 against 1,000); server CPU "
-        "700 µs/req over the process tree (one worker: 600); peak RSS per worker 81 / 83 MB; "
-        "machine idle 2% of the run (one worker: 40%)."
+        "700 µs/req over the process tree (one worker: 600); peak RSS per worker 81 / 83 MB "
+        "(and 75 MB for the process that supervises them); machine idle 2% of the run (one "
+        "worker: 40%)."
     ) in text
     assert "| gateway --workers 2 >= 1.3x one worker (PostgreSQL) | – | SKIP" in text
 
