@@ -11,6 +11,8 @@ from typing import Any
 from bench import peers, stacks, streaming
 
 BASELINE = "baseline"
+WORKERS_SCENARIO = "chat_gateway_workers2"
+"""The gateway on ``serve --workers 2``; its ratio is to the one-worker gateway."""
 DRIFT_LIMIT = 0.15
 START = "<!-- bench:results:start (rewritten by scripts/bench; edit outside) -->"
 END = "<!-- bench:results:end -->"
@@ -35,6 +37,9 @@ class Target:
     floor: str = ""
     """A scenario that does the least any implementation must (the bare proxy): its
     own ratio is reported beside the target's, to tell a slow path from a ceiling."""
+    idle_note: bool = False
+    """Say how much of the machine was idle during the run: a ratio of workers to one
+    worker can only reach the cores that are free."""
 
 
 TARGETS = (
@@ -47,6 +52,17 @@ TARGETS = (
         "added_p50_unloaded_ms",
         1.0,
         "chat_gateway",
+    ),
+    Target(
+        "gateway --workers 2 >= 1.3x one worker", "ratio", 1.3, WORKERS_SCENARIO, idle_note=True
+    ),
+    Target(
+        "gateway --workers 2 >= 1.3x one worker (PostgreSQL)",
+        "ratio",
+        1.3,
+        WORKERS_SCENARIO,
+        backend="postgres",
+        idle_note=True,
     ),
     Target("server peak RSS <= 150 MB per worker", "rss_mb", 150.0),
 )
@@ -130,7 +146,17 @@ def evaluate(target: Target, results: list[dict[str, Any]]) -> dict[str, Any]:
     floor = next((r for r in results if target.floor and r["scenario"] == target.floor), None)
     if floor is not None and floor.get("ratio") is not None and not floor.get("skipped"):
         outcome["note"] = f"a bare proxy on the same stack reaches {floor['ratio']:.2f}"
+    if target.idle_note and _idle_note(result, value):
+        outcome["note"] = _idle_note(result, value)
     return {**outcome, "value": value, "status": "PASS" if ok else "FAIL"}
+
+
+def _idle_note(result: dict[str, Any], ratio: float | None) -> str:
+    idle = result.get("machine_idle")
+    parts = [] if idle is None else [f"machine {idle:.0%} idle during the run"]
+    if ratio is not None and ratio < 1:
+        parts.append("slower than one worker")
+    return "; ".join(parts)
 
 
 def evaluate_all(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -156,8 +182,8 @@ def render_markdown(document: dict[str, Any]) -> str:
         "",
         f"Load: `wrk -t{settings['threads']} -c{settings['connections']} "
         f"-d{settings['duration_s']:g}s` after a {settings['warmup_s']:g} s warm-up, "
-        "one fresh server and database per scenario, one uvicorn worker "
-        "(same options as `modelgates serve`).",
+        "one fresh server and database per scenario, one uvicorn worker unless the "
+        "scenario says otherwise (same options as `modelgates serve`).",
         "",
         f"Baseline (Starlette + msgspec strict echo): {_num(base['rps_first'], 0)} req/s "
         f"first, {_num(base['rps_last'], 0)} last, mean {_num(base['rps'], 0)} "
@@ -188,10 +214,12 @@ def render_markdown(document: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Server CPU µs/req is the server process's user + system CPU time (all threads) over "
-        "the measured run divided by its requests: less noisy than req/s on a shared machine.",
+        "Server CPU µs/req is the server process's user + system CPU time (all threads, and "
+        "its child processes: the workers of `--workers 2`) over the measured run divided by "
+        "its requests: less noisy than req/s on a shared machine.",
         "",
         *_unloaded_lines(document["results"]),
+        *_worker_lines(document["results"]),
         *streaming.render(document.get("streams", [])),
         *peers.render(document.get("peers")),
         *stacks.render(document.get("stacks")),
@@ -224,6 +252,35 @@ def _unloaded_lines(results: list[dict[str, Any]]) -> list[str]:
         + ".",
         "",
     ]
+
+
+def _worker_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Each several-worker run beside its one-worker reference: the ratio, CPU over the
+    whole process tree, peak RSS of each worker and how idle the machine was."""
+    by_key = {(r["scenario"], r["backend"]): r for r in results if not r.get("skipped")}
+    lines = []
+    for r in results:
+        if r.get("skipped") or r.get("workers", 1) <= 1:
+            continue
+        one = by_key.get((r.get("reference", ""), r["backend"]))
+        if one is None:
+            continue
+        rss = " / ".join(_num(mb, 0) for mb in r.get("worker_rss_mb", []))
+        lines += [
+            f"`--workers {r['workers']}` ({r['backend']}): {_num(r.get('ratio'))}× one "
+            f"worker's req/s ({_num(r['rps'], 0)} against {_num(one['rps'], 0)}); server CPU "
+            f"{_num(r.get('cpu_us_per_req'), 0)} µs/req over the process tree (one worker: "
+            f"{_num(one.get('cpu_us_per_req'), 0)}); peak RSS per worker {rss} MB (and "
+            f"{_num(r.get('supervisor_rss_mb'), 0)} MB for the process that supervises them); "
+            f"machine idle {_percent(r.get('machine_idle'))} of the run (one worker: "
+            f"{_percent(one.get('machine_idle'))}).",
+            "",
+        ]
+    return lines
+
+
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{share:.0%}"
 
 
 def replace_section(text: str, section: str) -> str:

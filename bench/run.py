@@ -144,7 +144,19 @@ class Scenario:
     needs_stub: bool = False
     """Compared with the stub called directly, it also gets an unloaded latency run
     (the added latency one caller sees; under load p50 is mostly queueing)."""
+    workers: int = 1
+    """``modelgates serve --workers``. With more than one, the ratio is to the same
+    scenario with one worker (``reference``), CPU is the whole process tree's, and no
+    unloaded run is made (one caller at a time is served by one worker: the
+    one-worker scenario measures it)."""
 
+    @property
+    def unloaded(self) -> bool:
+        return self.needs_stub and self.workers == 1
+
+
+WORKERS_SCENARIO = report.WORKERS_SCENARIO
+"""The gateway on two workers, run right after the one-worker gateway on each backend."""
 
 MODELGATES_SCENARIOS = (
     Scenario("get_key", "GET /api/v1/key", "get_key.lua", prepare_get_key),
@@ -158,6 +170,16 @@ MODELGATES_SCENARIOS = (
         reference="chat_direct",
         route=("POST", CHAT_PATH),
         needs_stub=True,
+    ),
+    Scenario(
+        WORKERS_SCENARIO,
+        "POST /api/v1/chat/completions (gateway, --workers 2)",
+        "chat.lua",
+        prepare_chat_gateway,
+        reference="chat_gateway",
+        route=("POST", CHAT_PATH),
+        needs_stub=True,
+        workers=2,
     ),
 )
 ALL_NAMES = (
@@ -226,23 +248,35 @@ class Runner:
                 self.exe, server.url, script, self.settings,
                 duration_s=self.settings.warmup_s, env=prepared.warmup_env,
             )  # fmt: skip
-        sampler = None
+        workers = server.worker_pids()
+        samplers = []
         if self.profile_dir is not None and into["server"] == "modelgates":
             self.profile_dir.mkdir(parents=True, exist_ok=True)
-            stacks = self.profile_dir / f"{into['scenario']}-{into['backend']}.txt"
-            sampler = profile.start(server.pid, stacks, self.settings.duration_s)
-        cpu_before = servers.cpu_seconds(server.pid)
+            for i, pid in enumerate(workers):
+                worker = f"-worker{i + 1}" if len(workers) > 1 else ""
+                stacks = self.profile_dir / f"{into['scenario']}-{into['backend']}{worker}.txt"
+                samplers.append((profile.start(pid, stacks, self.settings.duration_s), stacks))
+        ticks_before = servers.machine_cpu_ticks()
+        cpu_before = servers.tree_cpu_seconds(server.pid)
         result = wrk.run(
             self.exe, server.url, script, self.settings,
             duration_s=self.settings.duration_s, env=prepared.main_env,
         )  # fmt: skip
-        cpu_after = servers.cpu_seconds(server.pid)
+        cpu_after = servers.tree_cpu_seconds(server.pid)
+        into["machine_idle"] = servers.idle_share(ticks_before, servers.machine_cpu_ticks())
         if cpu_before is not None and cpu_after is not None and result.requests:
             into["cpu_us_per_req"] = (cpu_after - cpu_before) / result.requests * 1e6
-        if sampler is not None:
+        for sampler, stacks in samplers:
+            if sampler is None:
+                continue
             sampler.wait(timeout=30)
-            into["profile"] = str(stacks.relative_to(ROOT))
+            into.setdefault("profiles", []).append(str(stacks.relative_to(ROOT)))
+            print(f"== {stacks.name}")
             print(profile.render(stacks.read_text(), top=15))
+        worker_rss = [servers.peak_rss_mb(pid) for pid in workers]
+        if len(workers) > 1:
+            into["worker_rss_mb"] = worker_rss
+            into["supervisor_rss_mb"] = server.peak_rss_mb()
         into.update(
             rps=result.rps,
             requests=result.requests,
@@ -252,7 +286,7 @@ class Runner:
             mean_ms=result.latency_ms["mean"],
             errors=result.error_count,
             error_detail=result.errors,
-            peak_rss_mb=server.peak_rss_mb(),
+            peak_rss_mb=max((rss for rss in worker_rss if rss is not None), default=None),
         )
         if unloaded:
             alone = wrk.run(
@@ -361,8 +395,13 @@ class Runner:
             hint = self.rate_hints.get(backend) or self.rate_hints[BASELINE]
             fixture = Fixture(backend, url, workdir, account, self.settings, hint, stub_url)
             prepared = scenario.prepare(fixture)
-            command = [*servers.modelgates_command(url), *prepared.server_args]
+            command = [
+                *servers.modelgates_command(url, scenario.workers), *prepared.server_args,
+            ]  # fmt: skip
             with servers.running(command, workdir, "modelgates", prepared.server_env) as server:
+                if scenario.workers > 1:
+                    server.wait_for_workers(scenario.workers)
+                    out["workers"] = scenario.workers
                 if scenario.route is not None:
                     method, path = scenario.route
                     status = servers.status_of(server.url + path, method, b"{}")
@@ -370,7 +409,7 @@ class Runner:
                         out["skipped"] = f"the server answers 404 for {method} {path}"
                         print(f"-- skip {scenario.name} ({backend}): {out['skipped']}")
                         return out
-                self.measure(server, scenario.lua, prepared, out, unloaded=scenario.needs_stub)
+                self.measure(server, scenario.lua, prepared, out, unloaded=scenario.unloaded)
         if scenario.name == "get_key":
             self.rate_hints[backend] = out["rps"]
         return out
@@ -379,9 +418,10 @@ class Runner:
 def _print_line(r: dict[str, Any]) -> None:
     rss = r.get("peak_rss_mb")
     print(
-        f"{r['scenario']:<14} {r['backend']:<9} {r['rps']:>9,.0f} req/s  "
+        f"{r['scenario']:<21} {r['backend']:<9} {r['rps']:>9,.0f} req/s  "
         f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  errors {r['errors']:<4} "
-        f"rss {rss or 0:5.0f} MB  cpu {r.get('cpu_us_per_req') or 0:5.0f} µs/req",
+        f"rss {rss or 0:5.0f} MB  cpu {r.get('cpu_us_per_req') or 0:5.0f} µs/req  "
+        f"idle {r.get('machine_idle') or 0:4.0%}",
         flush=True,
     )
 
@@ -519,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.only or ALL_NAMES[1:])
     if args.peers:
         wanted.add("chat_direct")  # the peers are measured against the stub
+    if WORKERS_SCENARIO in wanted:
+        wanted.add("chat_gateway")  # its ratio is to one worker, in the same run
     gateway = app_has_route("POST", CHAT_PATH)
     started = time.monotonic()
     results: list[dict[str, Any]] = []

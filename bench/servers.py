@@ -41,6 +41,21 @@ class Server:
         """VmHWM (peak resident set) of the server process, in MiB."""
         return peak_rss_mb(self.pid)
 
+    def worker_pids(self) -> list[int]:
+        """The processes serving requests: uvicorn's workers (the master's children,
+        but multiprocessing's resource tracker) when it runs several, else the server."""
+        workers = [pid for pid in children(self.pid) if "resource_tracker" not in _cmdline(pid)]
+        return workers or [self.pid]
+
+    def wait_for_workers(self, count: int, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        """Until ``count`` workers have logged their start-up (``/ready`` answers as soon
+        as the first one does, and a run must not begin with one of two serving)."""
+        deadline = time.monotonic() + timeout_s
+        while self.log_path.read_text(errors="replace").count(STARTED) < count:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{count} workers did not start:\n{self.log_tail()}")
+            time.sleep(0.05)
+
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
@@ -56,26 +71,65 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def descendants(pid: int) -> list[int]:
-    """The pids of ``pid``'s children, theirs, and so on (granian's and uvicorn's
-    workers are children of the process the harness started)."""
+STARTED = "Application startup complete."
+"""What uvicorn logs once a worker serves."""
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace").replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (of any of its threads), from /proc; none if it is gone."""
     found: list[int] = []
-    pending = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return sorted(set(found))
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every descendant (uvicorn's workers are children of its master)."""
+    tree, pending = [], [pid]
     while pending:
-        parent = pending.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*/children"):
-            try:
-                children = [int(c) for c in task.read_text().split()]
-            except OSError:
-                continue
-            found += children
-            pending += children
-    return found
+        current = pending.pop()
+        tree.append(current)
+        pending += children(current)
+    return tree
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """:func:`cpu_seconds` summed over ``pid`` and its descendants alive now."""
-    return sum(cpu_seconds(p) or 0.0 for p in [pid, *descendants(pid)])
+def tree_cpu_seconds(pid: int) -> float | None:
+    """:func:`cpu_seconds` summed over ``pid`` and its live descendants. A descendant
+    that ends between two readings takes its time with it: compare readings of a tree
+    whose processes live through the run."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(cpu_seconds(child) or 0.0 for child in process_tree(pid)[1:])
+
+
+def machine_cpu_ticks() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all cores since boot, from /proc/stat: two readings give
+    the share of the machine left idle between them (idle and iowait count as idle)."""
+    try:
+        line = Path("/proc/stat").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    ticks = [int(n) for n in line.split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    return ticks[3] + ticks[4], sum(ticks[:8])
+
+
+def idle_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time left idle between two :func:`machine_cpu_ticks`."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -160,10 +214,10 @@ def running(
             process.wait(timeout=5)
 
 
-def modelgates_command(database_url: str) -> list[str]:
-    """``modelgates serve`` exactly as an operator runs it (one worker)."""
+def modelgates_command(database_url: str, workers: int = 1) -> list[str]:
+    """``modelgates serve`` exactly as an operator runs it (one worker by default)."""
     return [
-        sys.executable, "-m", "modelgates", "serve", "--workers", "1",
+        sys.executable, "-m", "modelgates", "serve", "--workers", str(workers),
         "--database-url", database_url,
     ]  # fmt: skip
 

@@ -125,7 +125,7 @@ def measure(
         "p50_ms": loaded.latency_ms["p50"],
         "errors": loaded.error_count,
     }
-    if loaded.requests:
+    if loaded.requests and cpu_before is not None and cpu_after is not None:
         out["cpu_us_per_req"] = (cpu_after - cpu_before) / loaded.requests * 1e6
     return out
 

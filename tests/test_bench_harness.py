@@ -4,6 +4,7 @@ and the process-tree CPU reader. Nothing here measures time."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -336,27 +337,94 @@ def test_stack_rows_are_ratios_to_uvicorn_with_aiohttp_of_the_same_scenario() ->
     assert "| gateway | granian + aiohttp | not measured: exited early | | | |" in lines
 
 
-def test_tree_cpu_counts_the_children_of_a_server() -> None:
-    burn = (
-        "import time\nt = time.process_time()\n"
-        "while time.process_time() - t < 0.3: pass\ntime.sleep(30)\n"
-    )
-    child = (
-        "import subprocess, sys, time\n"
-        f"subprocess.Popen([sys.executable, '-c', {burn!r}])\ntime.sleep(30)\n"
-    )
-    parent = subprocess.Popen([sys.executable, "-c", child])
+BUSY_CHILD = """
+import time
+end = time.process_time() + 0.3
+while time.process_time() < end:
+    pass
+print("busy", flush=True)
+time.sleep(60)
+"""
+
+
+def test_tree_cpu_counts_a_child_process() -> None:
+    """uvicorn's workers are children of its master: their CPU is the server's too."""
+    parent_code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BUSY_CHILD!r}])"
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE)
     try:
-        for _ in range(200):  # the grandchild burns 0.3 s of CPU, then sleeps
-            descendants = servers.descendants(parent.pid)
-            if descendants and (servers.cpu_seconds(descendants[0]) or 0) >= 0.3:
-                break
-            subprocess.run(["sleep", "0.05"], check=True)
-        assert descendants, "the child process was not found"
-        own = servers.cpu_seconds(parent.pid) or 0.0
-        assert servers.tree_cpu_seconds(parent.pid) >= own + 0.3
+        assert parent.stdout is not None
+        assert parent.stdout.readline() == b"busy\n"  # the child has burnt its 0.3 s
+        (child,) = servers.children(parent.pid)
+        assert servers.process_tree(parent.pid) == [parent.pid, child]
+        own = servers.cpu_seconds(parent.pid)
+        tree = servers.tree_cpu_seconds(parent.pid)
+        assert own is not None and tree is not None
+        assert tree - own >= 0.3
     finally:
-        for pid in servers.descendants(parent.pid):
-            os.kill(pid, 9)
+        for pid in servers.process_tree(parent.pid)[1:]:
+            os.kill(pid, signal.SIGKILL)
         parent.kill()
         parent.wait()
+        assert parent.stdout is not None
+        parent.stdout.close()
+
+
+def test_idle_share_of_two_readings() -> None:
+    assert servers.idle_share((100, 1000), (130, 1100)) == pytest.approx(0.3)
+    assert servers.idle_share(None, (130, 1100)) is None
+    assert servers.idle_share((100, 1000), (100, 1000)) is None
+    idle, total = servers.machine_cpu_ticks() or (0, 0)
+    assert 0 <= idle <= total and total > 0
+
+
+def workers_results(ratio_rps: float, idle: float) -> list[dict[str, Any]]:
+    return [
+        result("chat_direct", backend="-", server="stub", rps=4000.0),
+        result(
+            "chat_gateway", reference="chat_direct", rps=1000.0, cpu_us_per_req=600.0,
+            machine_idle=0.4,
+        ),
+        result(
+            run.WORKERS_SCENARIO, reference="chat_gateway", rps=1000.0 * ratio_rps,
+            cpu_us_per_req=700.0, workers=2, worker_rss_mb=[81.0, 83.0], peak_rss_mb=83.0,
+            supervisor_rss_mb=75.0, machine_idle=idle,
+        ),
+    ]  # fmt: skip
+
+
+def test_workers_ratio_is_to_one_worker_in_the_same_run() -> None:
+    results = workers_results(1.4, 0.02)
+    report.add_ratios(results, baseline_rps=10_000.0)
+    assert results[2]["ratio"] == pytest.approx(1.4)
+    judged = {t["target"]: t for t in report.evaluate_all(results)}
+    outcome = judged["gateway --workers 2 >= 1.3x one worker"]
+    assert (outcome["status"], outcome["value"]) == ("PASS", pytest.approx(1.4))
+    assert outcome["note"] == "machine 2% idle during the run"
+    doc = {**document(), "results": results, "targets": report.evaluate_all(results)}
+    text = report.render_markdown(doc)
+    assert (
+        "`--workers 2` (sqlite): 1.40× one worker's req/s (1,400 against 1,000); server CPU "
+        "700 µs/req over the process tree (one worker: 600); peak RSS per worker 81 / 83 MB "
+        "(and 75 MB for the process that supervises them); machine idle 2% of the run (one "
+        "worker: 40%)."
+    ) in text
+    assert "| gateway --workers 2 >= 1.3x one worker (PostgreSQL) | – | SKIP" in text
+
+
+def test_workers_slower_than_one_worker_fails_and_says_so() -> None:
+    results = workers_results(0.9, 0.0)
+    report.add_ratios(results, baseline_rps=10_000.0)
+    judged = {t["target"]: t for t in report.evaluate_all(results)}
+    outcome = judged["gateway --workers 2 >= 1.3x one worker"]
+    assert outcome["status"] == "FAIL"
+    assert outcome["note"] == "machine 0% idle during the run; slower than one worker"
+
+
+def test_only_accepts_the_workers_scenario_and_it_is_run_after_one_worker() -> None:
+    args = run.parse_args(["--only", run.WORKERS_SCENARIO])
+    assert args.only == [run.WORKERS_SCENARIO]
+    names = [s.name for s in run.MODELGATES_SCENARIOS]
+    assert names.index(run.WORKERS_SCENARIO) == names.index("chat_gateway") + 1
+    (scenario,) = [s for s in run.MODELGATES_SCENARIOS if s.name == run.WORKERS_SCENARIO]
+    assert (scenario.workers, scenario.reference, scenario.unloaded) == (2, "chat_gateway", False)
+    assert servers.modelgates_command("sqlite:///x.db", 2)[4:6] == ["--workers", "2"]

@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -223,6 +224,56 @@ async def test_writes_wait_for_a_lock_another_process_holds(
         if poll_s > 1:
             assert loop.time() - released < 0.5
         assert len(await store.list_events(limit=100)) == 20
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_a_write_holds_the_lock_only_while_its_batch_runs(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """With several workers on one file, a batch that took the write lock when its
+    first write came in would hold it through the rest of the loop turn (other
+    requests' parsing, JSON, upstream I/O), while the other worker's writes wait.
+    The writes of a turn are queued and run together at its end instead."""
+    other = sqlite3.connect(tmp_path / "wal.db", isolation_level=None, timeout=0)
+    try:
+        writing = asyncio.ensure_future(store.record_event(event(0)))
+        await asyncio.sleep(0)  # the write is queued; the rest of the turn runs now
+        other.execute("BEGIN IMMEDIATE")  # raises "database is locked" if it were held
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, timeout=5)
+        assert len(await store.list_events(limit=10)) == 1
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_writes_arriving_while_the_lock_is_taken_join_the_waiting_batch(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch waiting for another process's lock takes every write that comes in
+    meanwhile: one transaction once the lock is free, not one per poll or per turn."""
+    sizes: list[int] = []
+    run_units = sqlite_store._run_units
+
+    def recording(conn: sqlite3.Connection, units: list[Any]) -> Any:
+        sizes.append(len(units))
+        return run_units(conn, units)
+
+    monkeypatch.setattr(sqlite_store, "_run_units", recording)
+    other = sqlite3.connect(tmp_path / "wal.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        first = asyncio.gather(*(store.record_event(event(n)) for n in range(5)))
+        await asyncio.sleep(0.05)  # the first five wait for the lock
+        later = asyncio.gather(*(store.record_event(event(n)) for n in range(5, 10)))
+        await asyncio.sleep(0.05)
+        assert not first.done() and not later.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(asyncio.gather(first, later), timeout=5)
+        assert sizes == [10]
+        assert len(await store.list_events(limit=100)) == 10
     finally:
         other.close()
         await store.close()

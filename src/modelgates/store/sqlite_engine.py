@@ -9,23 +9,27 @@ connection that does not wait for the lock (``busy_timeout = 0``): with WAL
 and ``synchronous = NORMAL`` a commit does not fsync, so it costs tens of
 microseconds, less than the hop to a thread and back.
 
-Inline writes are group-committed: the first write of a loop turn begins the
-transaction and schedules its commit after the turn's other callbacks; every
-write of that turn runs in its own savepoint inside it (a failing one undoes
+Inline writes are group-committed: a write is queued, and the first of a loop
+turn schedules the batch to run after the turn's other callbacks. The batch then
+runs in one transaction, every write in its own savepoint (a failing one undoes
 only itself), and each caller returns only after the shared commit. Under load
-one commit then carries several requests' writes, and the pages they share
-(a table's last leaf, an index's newest entries) reach the WAL once instead of
-once per request.
+one commit then carries several requests' writes, and the pages they share (a
+table's last leaf, an index's newest entries) reach the WAL once instead of once
+per request. The write lock is held only while the batch's statements and its
+commit run, never across the rest of a loop turn: with several workers on one
+file, a batch begun at a turn's first write held the lock through the other
+requests' parsing, JSON and upstream I/O, and the other worker's writes queued
+behind it (each process held it about half the time, and batches alternated).
 
 When the lock is taken (by another process sharing the file, or by the writer
-thread), writes wait on the loop: one task per process polls for the lock at
-short intervals and every waiting write then joins the batch it opens. Only
-after ``LOCK_POLL_S`` does a write queue on the one writer thread, where
-``busy_timeout`` makes it wait rather than fail. (SQLite's busy handler sleeps
-in steps of up to 100 ms: with two workers on one file, writes that waited
-there saw a p99 above a second, against about 40 ms when polled.) Long writes
-(migrations, session purges) always run on the thread; so do checkpoints, the
-only fsyncs, never on the loop.
+thread), the batch waits on the loop: a task polls for the lock at short
+intervals, every write that comes in meanwhile joins the waiting batch, and it
+runs as soon as the lock is free. Only after ``LOCK_POLL_S`` does the batch go to
+the one writer thread, where ``busy_timeout`` makes it wait rather than fail.
+(SQLite's busy handler sleeps in steps of up to 100 ms: with two workers on one
+file, writes that waited there saw a p99 above a second, against about 40 ms when
+polled.) Long writes (migrations, session purges) always run on the thread; so
+do checkpoints, the only fsyncs, never on the loop.
 
 Every ``CHECKPOINT_EVERY`` inline commits, a checkpoint copies the WAL back into
 the database in two steps. A PASSIVE one copies what is committed while writes
@@ -41,7 +45,6 @@ holds the lock, and is tried again at the next checkpoint.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -91,14 +94,90 @@ def _connect(path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Co
     return conn
 
 
-class _Batch:
-    """The writes of one loop turn: one transaction, one commit (group commit)."""
+class _Unit:
+    """One caller's write: its work, and the future its caller waits on."""
 
-    __slots__ = ("failure", "waiters")
+    __slots__ = ("future", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]):
+        self.work = work
+        self.future = future
+
+
+class _Batch:
+    """The writes gathered in one loop turn (and while another connection holds the
+    lock): run together in one transaction, one commit (group commit)."""
+
+    __slots__ = ("units",)
 
     def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[None]] = []
-        self.failure: BaseException | None = None
+        self.units: list[_Unit] = []
+
+
+_Outcome = tuple[_Unit, Any, BaseException | None]
+"""A unit, and its result or its error."""
+
+
+def _failure(cause: BaseException, message: str = "the shared commit failed") -> StoreError:
+    """One exception per writer (each raises it in its own task), saying why."""
+    error = StoreError(f"{message}: {cause!r}")
+    error.__cause__ = cause
+    return error
+
+
+def _undo_unit(conn: sqlite3.Connection) -> bool:
+    """Roll a failed write back to its savepoint; ``False`` if SQLite already rolled
+    the whole transaction back (or cannot roll back to the savepoint)."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+            return True
+    except sqlite3.Error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    return False
+
+
+def _run_units(conn: sqlite3.Connection, units: list[_Unit]) -> tuple[list[_Outcome], list[_Unit]]:
+    """Run each unit in its own savepoint of the transaction ``conn`` has begun (so
+    that a failing one undoes only itself), then commit. Returns every unit's
+    outcome but those left unrun because a failure took the transaction with it:
+    the writes before it are lost, so they are told so, and the rest are returned
+    to go in the next transaction."""
+    done: list[_Outcome] = []
+
+    def all_failed(cause: BaseException, rest: list[_Unit]) -> list[_Outcome]:
+        """``done`` with every success turned into ``cause``'s failure, and ``rest``
+        failed alike."""
+        told: list[_Outcome] = [
+            (u, None, e if e is not None else _failure(cause)) for u, _, e in done
+        ]
+        return told + [(u, None, _failure(cause)) for u in rest]
+
+    try:
+        for index, unit in enumerate(units):
+            conn.execute("SAVEPOINT unit")
+            try:
+                result = unit.work(conn)
+                conn.execute("RELEASE unit")
+            except Exception as exc:
+                if _undo_unit(conn):
+                    done.append((unit, None, exc))
+                    continue
+                lost = StoreError("a write failed and took its transaction with it")
+                return [*all_failed(lost, []), (unit, None, exc)], units[index + 1 :]
+            done.append((unit, result, None))
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:  # at COMMIT (a deferred constraint), or the I/O failed
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return all_failed(exc, units[len(done) :]), []
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return done, []
 
 
 class SqliteEngine:
@@ -117,8 +196,10 @@ class SqliteEngine:
         self._reader = _connect(path)
         self._inline: sqlite3.Connection | None = None
         self._inline_commits = 0
-        self._batch: _Batch | None = None
-        self._lock_poll: asyncio.Task[bool] | None = None
+        self._pending: _Batch | None = None
+        """The batch new writes join: not yet run, its run scheduled or polling."""
+        self._lock_polls: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._writes_resume: asyncio.Event | None = None
         """Set while a RESTART checkpoint runs: inline writes wait for it."""
@@ -142,117 +223,112 @@ class SqliteEngine:
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], *, inline: bool = True) -> T:
         """Run ``work`` in a ``BEGIN IMMEDIATE`` transaction and return once it is
-        committed. Inline (unless ``inline`` is false): on the loop, sharing the
-        transaction of this loop turn's other writes (group commit), waiting on the
-        loop if another connection holds the lock; alone on the writer thread when
-        that wait runs past ``LOCK_POLL_S``, or when not inline."""
+        committed. Inline (unless ``inline`` is false): queued with this loop turn's
+        other writes, which run together on the loop at the turn's end, in one
+        transaction (group commit); while another connection holds the lock the
+        batch waits on the loop, and on the writer thread once that wait passes
+        ``LOCK_POLL_S``. Not inline: alone, on the writer thread."""
         if self._writes_resume is not None:
             await self._writes_resume.wait()
-        if inline and self.path != ":memory:":
-            while True:
-                batch = self._batch or self._open_batch()
-                if batch is not None:
-                    return await self._write_in_batch(batch, work)
-                if not await self._lock_freed():
-                    break  # held for long: wait on the thread, with busy_timeout
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._transaction, work
-        )
-
-    async def _lock_freed(self) -> bool:
-        """Wait until the write lock another connection holds is free (``True``), or
-        ``LOCK_POLL_S`` has passed (``False``). One task per process polls, with short
-        sleeps; every waiting write shares it. SQLite's own busy handler (on the
-        thread) sleeps in steps of up to 100 ms, so writes queued behind another
-        process's group commits would wait far longer than its commits take."""
-        poll = self._lock_poll
-        if poll is None or poll.done():
-            poll = self._lock_poll = asyncio.get_running_loop().create_task(self._poll_lock())
-        return await asyncio.shield(poll)
-
-    async def _poll_lock(self) -> bool:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + LOCK_POLL_S
-        delay = LOCK_POLL_FIRST_S
-        while loop.time() < deadline:
-            await asyncio.sleep(delay)
-            if self._batch is not None or self._open_batch() is not None:
-                return True
-            delay = min(2 * delay, LOCK_POLL_MAX_S)
-        return False
+        if not inline or self.path == ":memory:":
+            return await loop.run_in_executor(self._executor, self._transaction, work)
+        batch = self._pending
+        if batch is None:
+            batch = self._pending = _Batch()
+            loop.call_soon(self._flush, batch)
+        future: asyncio.Future[T] = loop.create_future()
+        batch.units.append(_Unit(work, future))
+        return await future
 
-    def _open_batch(self) -> _Batch | None:
-        """Begin the inline transaction this loop turn's writes share, and schedule its
-        commit after them; ``None`` if another connection holds the write lock."""
+    def _flush(self, batch: _Batch) -> None:
+        """At the end of the loop turn its first write came in: run the batch, or, if
+        another connection holds the lock, poll for it."""
+        if self._pending is not batch:
+            return  # already run (close() handed it to the thread)
+        if not self._run_inline(batch):
+            poll = asyncio.get_running_loop().create_task(self._wait_for_lock(batch))
+            self._lock_polls.add(poll)
+            poll.add_done_callback(self._lock_polls.discard)
+
+    def _run_inline(self, batch: _Batch) -> bool:
+        """Run the batch in one transaction on the inline connection and wake its
+        writers; ``False`` (nothing run) if another connection holds the write lock.
+        The lock is held only while the batch's statements and its commit run."""
         conn = self._inline_writer()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
-            return None  # the lock is taken (another process, or the writer thread)
-        batch = self._batch = _Batch()
-        asyncio.get_running_loop().call_soon(self._commit_batch, batch)
-        return batch
+            return False  # the lock is taken (another process, or the writer thread)
+        if self._pending is batch:
+            self._pending = None
+        outcomes, rest = _run_units(conn, batch.units)
+        committed = self._settle(outcomes, rest)
+        self._inline_commits += committed
+        if self._inline_commits >= CHECKPOINT_EVERY:
+            self._inline_commits = 0
+            self._checkpoint_soon()
+        return True
 
-    async def _write_in_batch(self, batch: _Batch, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``work`` inside its own savepoint of the shared transaction, so that its
-        failure undoes only its own changes; then wait for the shared commit."""
-        conn = self._inline_writer()
-        conn.execute("SAVEPOINT unit")
-        try:
-            result = work(conn)
-            conn.execute("RELEASE unit")
-        except BaseException:
-            self._undo_unit(conn, batch)
-            raise
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        batch.waiters.append(committed)
-        await committed
-        return result
-
-    def _undo_unit(self, conn: sqlite3.Connection, batch: _Batch) -> None:
-        """Roll a failed write back to its savepoint. If SQLite already rolled the whole
-        transaction back (or cannot roll back to the savepoint), the writes before it
-        in this batch are lost: the batch is marked failed so they are not told
-        otherwise, and later writes start a new batch."""
-        try:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK TO unit")
-                conn.execute("RELEASE unit")
+    async def _wait_for_lock(self, batch: _Batch) -> None:
+        """Poll for the write lock another connection holds, at short intervals, and
+        run the batch (with every write that joined it meanwhile) as soon as it is
+        free. SQLite's own busy handler (on the thread) sleeps in steps of up to
+        100 ms, so writes queued behind another process's commits would wait far
+        longer than those take. After ``LOCK_POLL_S`` the batch waits on the thread."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCK_POLL_S
+        delay = LOCK_POLL_FIRST_S
+        while loop.time() < deadline and not self._closing:
+            await asyncio.sleep(delay)
+            if self._writes_resume is not None:
+                await self._writes_resume.wait()
+            if self._run_inline(batch):
                 return
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-        batch.failure = StoreError("a write failed and took its transaction with it")
-        if self._batch is batch:
-            self._batch = None
+            delay = min(2 * delay, LOCK_POLL_MAX_S)
+        if self._pending is batch:
+            self._pending = None
+        await self._run_on_thread(batch)
 
-    def _commit_batch(self, batch: _Batch) -> None:
-        """Commit a loop turn's writes and wake their writers (with the error if any)."""
-        if self._batch is batch:
-            self._batch = None
-        conn = self._inline_writer()
-        failure = batch.failure
-        if failure is None:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                failure = exc
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        for waiter in batch.waiters:
-            if waiter.done():  # its request was cancelled; its write stands
+    async def _run_on_thread(self, batch: _Batch) -> None:
+        """The batch in one transaction on the writer thread, where ``busy_timeout``
+        makes ``BEGIN IMMEDIATE`` wait for the lock rather than fail."""
+        try:
+            outcomes, rest = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._transaction_units, batch.units
+            )
+        except Exception as exc:  # the lock stayed taken past busy_timeout, or I/O failed
+            outcomes = [
+                (u, None, _failure(exc, "the write lock was not free")) for u in batch.units
+            ]
+            rest = []
+        self._settle(outcomes, rest)
+
+    def _transaction_units(self, units: list[_Unit]) -> tuple[list[_Outcome], list[_Unit]]:
+        conn = self._writer()
+        conn.execute("BEGIN IMMEDIATE")
+        return _run_units(conn, units)
+
+    def _settle(self, outcomes: list[_Outcome], rest: list[_Unit]) -> int:
+        """Wake each writer with its result or error (a writer whose request was
+        cancelled is skipped: its write stands); queue ``rest`` first in the next
+        batch. Returns how many writes were committed."""
+        committed = 0
+        for unit, result, error in outcomes:
+            committed += error is None
+            if unit.future.done():
                 continue
-            if failure is None:
-                waiter.set_result(None)
-            else:  # one exception per writer: each raises it in its own task
-                error = StoreError(f"the shared commit failed: {failure!r}")
-                error.__cause__ = failure
-                waiter.set_exception(error)
-        if failure is None:
-            self._inline_commits += len(batch.waiters)
-            if self._inline_commits >= CHECKPOINT_EVERY:
-                self._inline_commits = 0
-                self._checkpoint_soon()
+            if error is None:
+                unit.future.set_result(result)
+            else:
+                unit.future.set_exception(error)
+        if rest:
+            batch = self._pending
+            if batch is None:
+                batch = self._pending = _Batch()
+                asyncio.get_running_loop().call_soon(self._flush, batch)
+            batch.units[:0] = rest
+        return committed
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._writer()
@@ -328,10 +404,12 @@ class SqliteEngine:
     async def close(self) -> None:
         if self._checkpoint_task is not None:
             await self._checkpoint_task
-        if self._lock_poll is not None and not self._lock_poll.done():
-            self._lock_poll.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lock_poll
+        self._closing = True  # writes waiting for the lock stop polling, wait on the thread
+        for poll in list(self._lock_polls):
+            await poll
+        if self._pending is not None:  # writes still waiting for the lock: land them
+            batch, self._pending = self._pending, None
+            await self._run_on_thread(batch)
 
         def close_writer() -> None:
             if self._writer_conn is not None:
