@@ -7,6 +7,7 @@ whose chunks have unusual shapes."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from modelgates.app import GC_YOUNG_THRESHOLD, tune_collector
 from modelgates.catalog import GatewayConfig, parse_config
 from modelgates.gateway import sse, wire
 from modelgates.gateway.anthropic import AnthropicStream
@@ -556,3 +558,18 @@ async def test_a_silent_upstream_ends_the_stream_settled(
         f"/api/v1/generation?id={usage_chunk['id']}", headers=account.auth
     )
     assert record.json()["data"]["tokens_completion"] == 1  # "one": 3 bytes
+
+
+def test_the_server_process_freezes_its_start_up_and_collects_young_objects_less_often() -> None:
+    threshold = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *threshold[1:])
+        garbage: list[object] = []
+        garbage.append(garbage)  # a cycle: still collected
+        del garbage
+        assert gc.collect() >= 1
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
