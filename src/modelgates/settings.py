@@ -71,7 +71,8 @@ class Settings:
     used_code_retention_seconds: int = 86_400
     """how long used codes are kept to detect replays"""
     database_pool_size: int = 10
-    """PostgreSQL connections per server process"""
+    """PostgreSQL connections per server process: each of ``serve --workers N`` has its own
+    pool (see Workers and the database pool, below)"""
     upstream_max_connections: int = 0
     """upstream connections per server process at once (0: no limit of its own, so every
     open stream has its connection and none waits behind the pool; bound the clients with
