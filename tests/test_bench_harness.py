@@ -359,7 +359,8 @@ def test_tree_cpu_counts_a_child_process() -> None:
         own = servers.cpu_seconds(parent.pid)
         tree = servers.tree_cpu_seconds(parent.pid)
         assert own is not None and tree is not None
-        assert tree - own >= 0.3
+        # 0.3 s burnt, read in clock ticks per field (user, system): allow their rounding.
+        assert tree - own >= 0.25
     finally:
         for pid in servers.process_tree(parent.pid)[1:]:
             os.kill(pid, signal.SIGKILL)
