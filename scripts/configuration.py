@@ -64,41 +64,45 @@ connections (on PostgreSQL a pool of `MODELGATES_DATABASE_POOL_SIZE`), its own r
 counts unless `MODELGATES_REDIS_URL` is set, and its own `/metrics`.
 
 **How many workers.** A worker uses at most one core. On the benchmark machine (2 cores,
-`scripts/bench`) a metered chat request costs ModelGates about 1 ms of CPU, so one worker
-serves up to about 900 requests a second. Give ModelGates one worker per core it has to
-itself, counting what else runs on the host: PostgreSQL on the same host spends nearly as
-much CPU per request as ModelGates (0.75–1 ms), a TLS proxy takes its share. Once the cores
-are busy, another worker only makes each request dearer. Measured with
-`scripts/bench --only chat_gateway_workers2` (32 connections, one key with a limit, the
-stub upstream and the load generator on the same 2 cores; machine otherwise idle):
+`scripts/bench`) a metered chat request costs ModelGates about 0.6 ms of CPU, so one worker
+serves up to about 1,750 requests a second. Give ModelGates one worker per core it has to
+itself, counting what else runs on the host: PostgreSQL on the same host, a TLS proxy.
+Once the cores are busy, another worker only makes each request dearer. Measured with
+`scripts/bench --quick --only chat_gateway --only chat_gateway_workers2` (32 connections,
+one key with a limit, the stub upstream and the load generator on the same 2 cores; three
+runs on an otherwise idle machine):
 
-- SQLite: one worker 840–920 req/s, two 1,180–1,470 (1.3–1.6×). The cores limit two:
-  the workers took 1.55 of them, the stub and the load generator 0.3.
-- PostgreSQL on the same host: one worker 800 req/s, with 1.5 of the 2 cores busy; two
-  680 (0.85×). The cores, and the one key: each worker commits its own batches, half as
-  large, and they queue for the key's row lock; CPU per request rose 45 % in ModelGates
-  and 40 % in PostgreSQL. With PostgreSQL on its own host, or keys spread over users, the
-  second worker has cores to use.
+- SQLite: one worker 1,700–1,790 req/s, two 2,200–2,480 (1.26–1.39×). The cores limit
+  two: 4–6 % of the machine stayed idle, against 33–36 % with one worker.
+- PostgreSQL on the same host: one worker 810–1,290 req/s, two 850–1,020 (0.79–1.05×),
+  with 13–15 % of the machine idle. The one key limits it: each worker commits its own
+  batches, half as large (7 requests against 14), and they queue for the key's row lock
+  and its commit, so ModelGates' CPU per request rose by half (470–655 µs to 740–940).
+  Spread over many keys and users, or with PostgreSQL on its own host, the second worker
+  has more to gain; on one host with one hot key it does not.
 
-Peak memory was about 125 MB per worker, plus 120 MB for the supervising process.
+Peak memory was about 129 MB per worker, plus 122 MB for the supervising process.
 
 **SQLite.** The workers share the file and its one write lock. Each worker runs the writes
-of an event-loop turn together in one transaction and holds the lock only while they run:
-about 0.15 ms of CPU per write here, two writes per metered request. Two workers serving
-1,400 requests a second held it half the time between them, so the lock, not the cores,
-becomes the limit somewhere past 3,000 metered requests a second, however many workers
-share the file: past that, or past one machine, use PostgreSQL.
+of an event-loop turn together in one transaction and holds the lock only while they run
+(two writes per metered request). Measured before the metering statements were trimmed,
+that was about 0.15 ms of CPU per write, and two workers serving 1,400 requests a second
+held the lock half the time between them: the lock, not the cores, becomes the limit
+somewhere past a few thousand metered requests a second, however many workers share the
+file. Past that, or past one machine, use PostgreSQL.
 
 **The PostgreSQL pool.** Each worker opens up to `MODELGATES_DATABASE_POOL_SIZE`
 connections (default 10) and keeps them, plus one for its key cache's listener. Keep
-(pool + 1) × workers × instances, plus a few for `modelgates` commands run beside them, below the server's `max_connections` less its
-`superuser_reserved_connections` (100 − 3 by default) and whatever else connects. A worker's
+(pool + 1) × workers × instances, plus a few for `modelgates` commands run beside them,
+below the server's `max_connections` less its `superuser_reserved_connections` (100 − 3 by
+default) and whatever else connects. A worker's
 admissions and settlements share one connection (group commit); the rest carry the reads of
 the requests in flight, so a pool smaller than the requests a worker has in their database
-step makes them queue for a connection. Measured at 32 connections on one worker, mean wait
-to acquire: pool 3: 12 ms, 5: 4.7 ms, 10: 1 ms; at 16 per worker on two: 5: 3–12 ms, 10:
-under 0.6 ms. The default fits up to about 30 concurrent requests per worker; a larger pool
-only adds idle server processes (each a few MB of PostgreSQL's memory).
+step makes them queue for a connection. Measured before the key cache took the key reads
+off the pool, on a loaded machine, mean wait to acquire at 32 connections on one worker:
+pool 3: 12 ms, 5: 4.7 ms, 10: 1 ms; at 16 per worker on two: 5: 3–12 ms, 10: under 0.6 ms.
+The default fits up to about 30 concurrent requests per worker; a larger pool only adds
+idle server processes (each a few MB of PostgreSQL's memory).
 """
 """Appended after the table: how the settings above scale with ``--workers``."""
 
